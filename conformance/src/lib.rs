@@ -1,0 +1,2 @@
+//! evloop-conformance: the scenario language, the runner, and the fixture recorder.
+#![forbid(unsafe_code)]

@@ -1,0 +1,201 @@
+//! Per-fd and per-signal registration maps (libevent's `evmap.c`).
+//!
+//! For each fd the map counts the added events that want READ, WRITE and CLOSED and keeps the
+//! list of those events; the base calls the backend only when a count crosses 0↔1, with the
+//! interest before the change and the bits that changed. Lists are kept in add order and walked
+//! backwards, which gives libevent's "most recently added first" activation order
+//! (`LIST_INSERT_HEAD` + `LIST_FOREACH`). Both maps are plain vectors indexed by fd or signal
+//! number: no hashing on the dispatch path, and an entry's vector is kept (not freed) when it
+//! empties, so steady-state add/del does not allocate.
+
+use crate::backend::NSIG;
+use crate::event::{Events, Fd};
+
+/// The largest fd the map accepts (the backend would reject larger ones anyway).
+pub const MAX_FD: Fd = 1 << 24;
+
+#[derive(Default, Clone)]
+struct IoEntry {
+    nread: u16,
+    nwrite: u16,
+    nclose: u16,
+    events: Vec<u32>,
+}
+
+impl IoEntry {
+    fn interest(&self) -> Events {
+        let mut e = Events::NONE;
+        if self.nread > 0 {
+            e |= Events::READ;
+        }
+        if self.nwrite > 0 {
+            e |= Events::WRITE;
+        }
+        if self.nclose > 0 {
+            e |= Events::CLOSED;
+        }
+        e
+    }
+}
+
+/// fd → counts and events.
+#[derive(Default)]
+pub struct IoMap {
+    entries: Vec<IoEntry>,
+}
+
+impl IoMap {
+    /// Registers event `id` (with flags `events`) on `fd`. Returns the interest before the
+    /// change and the bits whose count went 0→1.
+    pub fn add(
+        &mut self,
+        fd: Fd,
+        id: u32,
+        events: Events,
+    ) -> Result<(Events, Events), &'static str> {
+        if !(0..MAX_FD).contains(&fd) {
+            return Err("file descriptor out of range");
+        }
+        let i = fd as usize;
+        if i >= self.entries.len() {
+            self.entries.resize_with(i + 1, IoEntry::default);
+        }
+        let e = &mut self.entries[i];
+        let old = e.interest();
+        let mut added = Events::NONE;
+        for (flag, n) in [
+            (Events::READ, &mut e.nread),
+            (Events::WRITE, &mut e.nwrite),
+            (Events::CLOSED, &mut e.nclose),
+        ] {
+            if events.contains(flag) {
+                if *n == u16::MAX {
+                    return Err("too many events on one file descriptor");
+                }
+                *n += 1;
+                if *n == 1 {
+                    added |= flag;
+                }
+            }
+        }
+        e.events.push(id);
+        Ok((old, added))
+    }
+
+    /// Reverts [`IoMap::add`] after the backend refused the change.
+    pub fn undo_add(&mut self, fd: Fd, id: u32, events: Events) {
+        let _ = self.del(fd, id, events);
+    }
+
+    /// Unregisters event `id` from `fd`. Returns the interest before the change and the bits
+    /// whose count went 1→0.
+    pub fn del(&mut self, fd: Fd, id: u32, events: Events) -> (Events, Events) {
+        let Some(e) = usize::try_from(fd).ok().and_then(|i| self.entries.get_mut(i)) else {
+            return (Events::NONE, Events::NONE);
+        };
+        let Some(pos) = e.events.iter().rposition(|&x| x == id) else {
+            return (e.interest(), Events::NONE);
+        };
+        e.events.remove(pos);
+        let old = e.interest();
+        let mut removed = Events::NONE;
+        for (flag, n) in [
+            (Events::READ, &mut e.nread),
+            (Events::WRITE, &mut e.nwrite),
+            (Events::CLOSED, &mut e.nclose),
+        ] {
+            if events.contains(flag) && *n > 0 {
+                *n -= 1;
+                if *n == 0 {
+                    removed |= flag;
+                }
+            }
+        }
+        (old, removed)
+    }
+
+    /// Number of events registered on `fd`.
+    pub fn len_of(&self, fd: Fd) -> usize {
+        usize::try_from(fd)
+            .ok()
+            .and_then(|i| self.entries.get(i))
+            .map_or(0, |e| e.events.len())
+    }
+
+    /// The `k`-th event registered on `fd`, in add order.
+    pub fn get(&self, fd: Fd, k: usize) -> Option<u32> {
+        self.entries.get(usize::try_from(fd).ok()?)?.events.get(k).copied()
+    }
+
+    /// The current interest on `fd`.
+    #[cfg(test)]
+    pub fn interest(&self, fd: Fd) -> Events {
+        usize::try_from(fd)
+            .ok()
+            .and_then(|i| self.entries.get(i))
+            .map_or(Events::NONE, IoEntry::interest)
+    }
+}
+
+/// signal number → events, in add order.
+pub struct SignalMap {
+    lists: Vec<Vec<u32>>,
+}
+
+impl Default for SignalMap {
+    fn default() -> SignalMap {
+        SignalMap {
+            lists: vec![Vec::new(); NSIG],
+        }
+    }
+}
+
+impl SignalMap {
+    /// True if no event waits for `sig`.
+    pub fn is_empty(&self, sig: i32) -> bool {
+        self.len_of(sig) == 0
+    }
+    /// Adds event `id` on `sig` (the caller has checked the range).
+    pub fn push(&mut self, sig: i32, id: u32) {
+        self.lists[sig as usize].push(id);
+    }
+    /// Removes event `id` from `sig`.
+    pub fn remove(&mut self, sig: i32, id: u32) {
+        if let Some(l) = usize::try_from(sig).ok().and_then(|i| self.lists.get_mut(i)) {
+            if let Some(pos) = l.iter().rposition(|&x| x == id) {
+                l.remove(pos);
+            }
+        }
+    }
+    /// Number of events on `sig`.
+    pub fn len_of(&self, sig: i32) -> usize {
+        usize::try_from(sig)
+            .ok()
+            .and_then(|i| self.lists.get(i))
+            .map_or(0, Vec::len)
+    }
+    /// The `k`-th event on `sig`, in add order.
+    pub fn get(&self, sig: i32, k: usize) -> Option<u32> {
+        self.lists.get(usize::try_from(sig).ok()?)?.get(k).copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_cross_zero_once() {
+        let mut m = IoMap::default();
+        let rw = Events::READ | Events::WRITE;
+        assert_eq!(m.add(3, 1, Events::READ), Ok((Events::NONE, Events::READ)));
+        assert_eq!(m.add(3, 2, rw), Ok((Events::READ, Events::WRITE)));
+        assert_eq!(m.add(3, 3, Events::READ), Ok((rw, Events::NONE)));
+        assert_eq!(m.del(3, 1, Events::READ), (rw, Events::NONE));
+        assert_eq!(m.del(3, 2, rw), (rw, Events::WRITE));
+        assert_eq!(m.del(3, 3, Events::READ), (Events::READ, Events::READ));
+        assert_eq!(m.interest(3), Events::NONE);
+        assert!(m.add(-1, 1, Events::READ).is_err());
+        assert!(m.add(MAX_FD, 1, Events::READ).is_err());
+    }
+}

@@ -1,0 +1,19 @@
+//! evloop: a libevent-compatible reactor.
+//!
+//! The crate mirrors libevent 2.1.12's architecture and observable behaviour: a [`Base`] owns the
+//! events, the active queues (one per priority), the timer heap and the per-fd/per-signal maps,
+//! and runs libevent's loop over any [`backend::Backend`]. The backend only knows descriptors,
+//! interest masks and time; every ordering decision is made here, so every backend shares it.
+
+pub mod backend;
+mod base;
+pub mod event;
+mod evmap;
+pub mod timer;
+
+pub use backend::Backend;
+pub use base::{
+    Base, Callback, CommonTimeout, Config, Count, Error, LoopExit, LoopFlags, OnceCallback, Result,
+    SelfCallback, Timeout, MAX_DEFERREDS_QUEUED, MAX_PRIORITIES,
+};
+pub use event::{EventId, Events, Fd, Time};
