@@ -137,7 +137,7 @@ impl Time {
         self.0
     }
     /// `self + d`, saturating.
-    pub fn add(self, d: Duration) -> Time {
+    pub fn saturating_add(self, d: Duration) -> Time {
         Time(self.0.saturating_add(duration_micros(d)))
     }
     /// `self - earlier`, or zero if `earlier` is later.
@@ -205,7 +205,7 @@ mod tests {
     #[test]
     fn micros_truncate_like_a_timeval() {
         assert_eq!(duration_micros(Duration::from_nanos(1999)), 1);
-        assert_eq!(Time(5).add(Duration::from_millis(1)), Time(1005));
+        assert_eq!(Time(5).saturating_add(Duration::from_millis(1)), Time(1005));
         assert_eq!(Time(5) - Time(7), Duration::ZERO);
     }
 }
