@@ -63,9 +63,9 @@ impl fmt::Display for Error {
             Error::StaleId => f.write_str("stale or unknown event id"),
             Error::Invalid(why) => write!(f, "invalid argument: {why}"),
             Error::Finalizing => f.write_str("event is finalizing"),
-            Error::Reentrant => f.write_str(
-                "reentrant loop: only one event loop can run on each base at once",
-            ),
+            Error::Reentrant => {
+                f.write_str("reentrant loop: only one event loop can run on each base at once")
+            }
             Error::Io(e) => write!(f, "backend error: {e}"),
         }
     }
@@ -448,7 +448,9 @@ impl<B: Backend> Base<B> {
 
     fn release(&mut self, idx: u32) {
         let s = &mut self.slots[idx as usize];
-        debug_assert!(s.flags & (list::ACTIVE | list::ACTIVE_LATER | list::TIMEOUT | list::INSERTED) == 0);
+        debug_assert!(
+            s.flags & (list::ACTIVE | list::ACTIVE_LATER | list::TIMEOUT | list::INSERTED) == 0
+        );
         s.live = false;
         s.gen = s.gen.wrapping_add(1);
         s.handler = Handler::Running;
@@ -469,7 +471,9 @@ impl<B: Backend> Base<B> {
     ) -> Result<EventId> {
         let closure = if events.contains(Events::SIGNAL) {
             if events.intersects(Events::READ | Events::WRITE | Events::CLOSED) {
-                return Err(Error::Invalid("EV_SIGNAL cannot be combined with I/O flags"));
+                return Err(Error::Invalid(
+                    "EV_SIGNAL cannot be combined with I/O flags",
+                ));
             }
             Closure::Signal
         } else if events.contains(Events::PERSIST) {
@@ -501,10 +505,7 @@ impl<B: Backend> Base<B> {
     /// A bare callback (libevent's internal `event_callback`) at priority `npriorities - 1`;
     /// it only runs when activated with [`Base::callback_activate`]. The buffered layer uses
     /// these for deferred callbacks.
-    pub fn callback_new(
-        &mut self,
-        cb: impl FnMut(&mut Base<B>, EventId) + 'static,
-    ) -> EventId {
+    pub fn callback_new(&mut self, cb: impl FnMut(&mut Base<B>, EventId) + 'static) -> EventId {
         let idx = self.alloc(-1, Events::NONE, Closure::Bare, Handler::Bare(Box::new(cb)));
         self.slots[idx as usize].pri = (self.queues.len() - 1) as u8;
         self.id_of(idx)
@@ -530,9 +531,12 @@ impl<B: Backend> Base<B> {
         handler: Handler<B>,
     ) -> Result<()> {
         if events.intersects(Events::SIGNAL | Events::PERSIST) {
-            return Err(Error::Invalid("once-events cannot be signals or persistent"));
+            return Err(Error::Invalid(
+                "once-events cannot be signals or persistent",
+            ));
         }
-        let kinds = Events::TIMEOUT | Events::SIGNAL | Events::READ | Events::WRITE | Events::CLOSED;
+        let kinds =
+            Events::TIMEOUT | Events::SIGNAL | Events::READ | Events::WRITE | Events::CLOSED;
         let (fd, events, activate) = if events & kinds == Events::TIMEOUT {
             (-1, Events::NONE, timeout.is_none_or(|d| d.is_zero()))
         } else if !events.io().is_empty() {
@@ -760,7 +764,9 @@ impl<B: Backend> Base<B> {
         }
         let asked = events
             & (Events::TIMEOUT | Events::READ | Events::WRITE | Events::CLOSED | Events::SIGNAL);
-        let tv = (flags & asked).contains(Events::TIMEOUT).then_some(s.timeout);
+        let tv = (flags & asked)
+            .contains(Events::TIMEOUT)
+            .then_some(s.timeout);
         Ok((flags & asked, tv))
     }
 
@@ -855,6 +861,9 @@ impl<B: Backend> Base<B> {
         }
         self.running_loop = true;
         self.tv_cache = None;
+        if self.sig_event_added && self.sigmap.any() {
+            self.backend.signal_claim();
+        }
         self.got_term = false;
         self.got_break = false;
         let r = self.run_inner(flags);
@@ -1235,7 +1244,11 @@ impl<B: Backend> Base<B> {
         while e != NIL && self.slots[e as usize].timeout > t {
             e = self.slots[e as usize].ct_prev;
         }
-        let next = if e == NIL { l.head } else { self.slots[e as usize].ct_next };
+        let next = if e == NIL {
+            l.head
+        } else {
+            self.slots[e as usize].ct_next
+        };
         {
             let s = &mut self.slots[idx as usize];
             s.ct_prev = e;
@@ -1500,8 +1513,12 @@ impl<B: Backend> Base<B> {
         if s.io_timeout == 0 {
             return;
         }
-        let (delay, ci, fired_by_timeout, prev) =
-            (s.io_timeout, s.io_common, s.res.contains(Events::TIMEOUT), s.timeout);
+        let (delay, ci, fired_by_timeout, prev) = (
+            s.io_timeout,
+            s.io_common,
+            s.res.contains(Events::TIMEOUT),
+            s.timeout,
+        );
         let now = self.gettime();
         let relative_to = if fired_by_timeout { prev } else { now };
         let mut run_at = Time(relative_to.0.saturating_add(delay));

@@ -90,7 +90,10 @@ impl IoMap {
     /// Unregisters event `id` from `fd`. Returns the interest before the change and the bits
     /// whose count went 1→0.
     pub fn del(&mut self, fd: Fd, id: u32, events: Events) -> (Events, Events) {
-        let Some(e) = usize::try_from(fd).ok().and_then(|i| self.entries.get_mut(i)) else {
+        let Some(e) = usize::try_from(fd)
+            .ok()
+            .and_then(|i| self.entries.get_mut(i))
+        else {
             return (Events::NONE, Events::NONE);
         };
         let Some(pos) = e.events.iter().rposition(|&x| x == id) else {
@@ -124,7 +127,11 @@ impl IoMap {
 
     /// The `k`-th event registered on `fd`, in add order.
     pub fn get(&self, fd: Fd, k: usize) -> Option<u32> {
-        self.entries.get(usize::try_from(fd).ok()?)?.events.get(k).copied()
+        self.entries
+            .get(usize::try_from(fd).ok()?)?
+            .events
+            .get(k)
+            .copied()
     }
 
     /// The current interest on `fd`.
@@ -155,13 +162,20 @@ impl SignalMap {
     pub fn is_empty(&self, sig: i32) -> bool {
         self.len_of(sig) == 0
     }
+    /// True if any signal has an event.
+    pub fn any(&self) -> bool {
+        self.lists.iter().any(|l| !l.is_empty())
+    }
     /// Adds event `id` on `sig` (the caller has checked the range).
     pub fn push(&mut self, sig: i32, id: u32) {
         self.lists[sig as usize].push(id);
     }
     /// Removes event `id` from `sig`.
     pub fn remove(&mut self, sig: i32, id: u32) {
-        if let Some(l) = usize::try_from(sig).ok().and_then(|i| self.lists.get_mut(i)) {
+        if let Some(l) = usize::try_from(sig)
+            .ok()
+            .and_then(|i| self.lists.get_mut(i))
+        {
             if let Some(pos) = l.iter().rposition(|&x| x == id) {
                 l.remove(pos);
             }

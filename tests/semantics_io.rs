@@ -44,7 +44,9 @@ macro_rules! io_suite {
                 let l = log.clone();
                 let e = b
                     .event_new(s0, flags, move |b, id, w| {
-                        let (p, _) = b.pending(id, Events::READ | Events::WRITE | Events::TIMEOUT).unwrap();
+                        let (p, _) = b
+                            .pending(id, Events::READ | Events::WRITE | Events::TIMEOUT)
+                            .unwrap();
                         l.push(format!("cb({w}) pending={p}"));
                     })
                     .unwrap();
@@ -61,12 +63,20 @@ macro_rules! io_suite {
             let mut b = base();
             let (s0, _s1) = pair(&mut b);
             let l = log.clone();
-            b.once(-1, Events::TIMEOUT, None, move |_, w| l.push(format!("now({w})"))).unwrap();
+            b.once(-1, Events::TIMEOUT, None, move |_, w| {
+                l.push(format!("now({w})"))
+            })
+            .unwrap();
             let l = log.clone();
-            b.once(s0, Events::WRITE, None, move |_, w| l.push(format!("write-once({w})"))).unwrap();
+            b.once(s0, Events::WRITE, None, move |_, w| {
+                l.push(format!("write-once({w})"))
+            })
+            .unwrap();
             let l = log.clone();
-            b.once(s0, Events::WRITE | Events::TIMEOUT, None, move |_, w| l.push(format!("wt-once({w})")))
-                .unwrap();
+            b.once(s0, Events::WRITE | Events::TIMEOUT, None, move |_, w| {
+                l.push(format!("wt-once({w})"))
+            })
+            .unwrap();
             assert_eq!(b.dispatch().unwrap(), LoopExit::NoEvents);
             assert_eq!(log.joined(), "now(T) wt-once(W) write-once(W)");
         }
@@ -94,7 +104,13 @@ macro_rules! io_suite {
             let log = Log::default();
             let mut b = base();
             let (s0, s1) = pair(&mut b);
-            let r = logged(&mut b, &log, "r", s0, Events::READ | Events::PERSIST | Events::ET);
+            let r = logged(
+                &mut b,
+                &log,
+                "r",
+                s0,
+                Events::READ | Events::PERSIST | Events::ET,
+            );
             b.add(r, None).unwrap();
             b.backend_mut().write(s1, b"abc").unwrap();
             for _ in 0..3 {
@@ -179,7 +195,10 @@ macro_rules! io_suite {
             b.add(e, Some(ms(0))).unwrap();
             b.run(LoopFlags::ONCE).unwrap();
             assert_eq!(log.joined(), "e(T)");
-            assert!(!b.is_pending(e).unwrap(), "the non-persistent event is gone, data unread");
+            assert!(
+                !b.is_pending(e).unwrap(),
+                "the non-persistent event is gone, data unread"
+            );
         }
 
         #[test]
@@ -214,9 +233,16 @@ macro_rules! io_suite {
 
         // ---- signals (§5, e5) ---------------------------------------------------------------
 
-        fn sig_event(b: &mut Base<B>, log: &Log, name: &'static str, sig: i32, ev: Events) -> evloop::EventId {
+        fn sig_event(
+            b: &mut Base<B>,
+            log: &Log,
+            name: &'static str,
+            sig: i32,
+            ev: Events,
+        ) -> evloop::EventId {
             let l = log.clone();
-            b.event_new(sig, ev, move |_, _, w| l.push(format!("{name}({w})"))).unwrap()
+            b.event_new(sig, ev, move |_, _, w| l.push(format!("{name}({w})")))
+                .unwrap()
         }
 
         #[test]
@@ -224,7 +250,13 @@ macro_rules! io_suite {
             let _g = crate::signal_lock();
             let log = Log::default();
             let mut b = base();
-            let p = sig_event(&mut b, &log, "persist", libc::SIGUSR1, Events::SIGNAL | Events::PERSIST);
+            let p = sig_event(
+                &mut b,
+                &log,
+                "persist",
+                libc::SIGUSR1,
+                Events::SIGNAL | Events::PERSIST,
+            );
             assert_eq!(b.events_of(p).unwrap(), Events::SIGNAL | Events::PERSIST);
             b.add(p, None).unwrap();
             for _ in 0..3 {
@@ -250,7 +282,15 @@ macro_rules! io_suite {
             let mut b = base();
             let ids: Vec<_> = ["first", "second", "third"]
                 .into_iter()
-                .map(|n| sig_event(&mut b, &log, n, libc::SIGUSR2, Events::SIGNAL | Events::PERSIST))
+                .map(|n| {
+                    sig_event(
+                        &mut b,
+                        &log,
+                        n,
+                        libc::SIGUSR2,
+                        Events::SIGNAL | Events::PERSIST,
+                    )
+                })
                 .collect();
             for &e in &ids {
                 b.add(e, None).unwrap();
@@ -258,7 +298,11 @@ macro_rules! io_suite {
             b.backend_mut().raise(libc::SIGUSR2).unwrap();
             b.run(LoopFlags::NONBLOCK).unwrap();
             assert_eq!(log.joined(), "third(S) second(S) first(S)");
-            assert_eq!(b.num_events(Count::Added), 3, "the internal signal pipe event is not counted");
+            assert_eq!(
+                b.num_events(Count::Added),
+                3,
+                "the internal signal pipe event is not counted"
+            );
         }
 
         #[test]
@@ -267,7 +311,13 @@ macro_rules! io_suite {
             let log = Log::default();
             let mut b = base();
             let (s0, s1) = pair(&mut b);
-            let p = sig_event(&mut b, &log, "sig", libc::SIGUSR1, Events::SIGNAL | Events::PERSIST);
+            let p = sig_event(
+                &mut b,
+                &log,
+                "sig",
+                libc::SIGUSR1,
+                Events::SIGNAL | Events::PERSIST,
+            );
             let l = log.clone();
             let io = b
                 .event_new(s0, Events::READ | Events::PERSIST, move |b, _, w| {
@@ -297,11 +347,15 @@ macro_rules! io_suite {
             let c = n.clone();
             let l = log.clone();
             let s = b
-                .event_new(libc::SIGUSR1, Events::SIGNAL | Events::PERSIST, move |b, id, w| {
-                    c.set(c.get() + 1);
-                    l.push(format!("del-after-first({w})"));
-                    b.del(id).unwrap();
-                })
+                .event_new(
+                    libc::SIGUSR1,
+                    Events::SIGNAL | Events::PERSIST,
+                    move |b, id, w| {
+                        c.set(c.get() + 1);
+                        l.push(format!("del-after-first({w})"));
+                        b.del(id).unwrap();
+                    },
+                )
                 .unwrap();
             b.add(s, None).unwrap();
             for _ in 0..3 {
@@ -313,12 +367,53 @@ macro_rules! io_suite {
         }
 
         #[test]
+        fn regress_signal_switchbase_the_last_base_to_loop_gets_signals() {
+            let _g = crate::signal_lock();
+            let log = Log::default();
+            let mut a = base();
+            let mut c = base();
+            let ea = sig_event(
+                &mut a,
+                &log,
+                "a",
+                libc::SIGUSR2,
+                Events::SIGNAL | Events::PERSIST,
+            );
+            let ec = sig_event(
+                &mut c,
+                &log,
+                "c",
+                libc::SIGUSR2,
+                Events::SIGNAL | Events::PERSIST,
+            );
+            a.add(ea, None).unwrap();
+            c.add(ec, None).unwrap();
+            a.run(LoopFlags::NONBLOCK).unwrap();
+            a.backend_mut().raise(libc::SIGUSR2).unwrap();
+            a.run(LoopFlags::NONBLOCK).unwrap();
+            c.run(LoopFlags::NONBLOCK).unwrap();
+            assert_eq!(log.joined(), "a(S)");
+            c.backend_mut().raise(libc::SIGUSR2).unwrap();
+            c.run(LoopFlags::NONBLOCK).unwrap();
+            a.run(LoopFlags::NONBLOCK).unwrap();
+            assert_eq!(log.joined(), "c(S)");
+            a.del(ea).unwrap();
+            c.del(ec).unwrap();
+        }
+
+        #[test]
         fn deliveries_while_the_event_is_active_are_lost() {
             let _g = crate::signal_lock();
             let log = Log::default();
             let mut b = base();
             b.priority_init(2).unwrap();
-            let s = sig_event(&mut b, &log, "s", libc::SIGUSR2, Events::SIGNAL | Events::PERSIST);
+            let s = sig_event(
+                &mut b,
+                &log,
+                "s",
+                libc::SIGUSR2,
+                Events::SIGNAL | Events::PERSIST,
+            );
             b.priority_set(s, 1).unwrap();
             b.add(s, None).unwrap();
             // A p0 event keeps the p1 signal event waiting for one extra pass; the second
@@ -344,14 +439,26 @@ macro_rules! io_suite {
 }
 
 mod epoll {
-    io_suite!(evloop::backend::EpollBackend, evloop::backend::EpollBackend::new().unwrap());
+    io_suite!(
+        evloop::backend::EpollBackend,
+        evloop::backend::EpollBackend::new().unwrap()
+    );
 }
 mod poll {
-    io_suite!(evloop::backend::PollBackend, evloop::backend::PollBackend::new().unwrap());
+    io_suite!(
+        evloop::backend::PollBackend,
+        evloop::backend::PollBackend::new().unwrap()
+    );
 }
 mod select {
-    io_suite!(evloop::backend::SelectBackend, evloop::backend::SelectBackend::new().unwrap());
+    io_suite!(
+        evloop::backend::SelectBackend,
+        evloop::backend::SelectBackend::new().unwrap()
+    );
 }
 mod mio {
-    io_suite!(evloop::backend::MioBackend, evloop::backend::MioBackend::new().unwrap());
+    io_suite!(
+        evloop::backend::MioBackend,
+        evloop::backend::MioBackend::new().unwrap()
+    );
 }

@@ -155,6 +155,9 @@ pub trait Backend {
     fn signal_fd(&mut self) -> io::Result<Fd>;
     /// Read the wake-up channel until it is empty; add each delivery to `counts[sig]`.
     fn signal_drain(&mut self, counts: &mut [u32; NSIG]);
+    /// Route signal deliveries to this backend (called at loop entry while the base has signal
+    /// events, like libevent's `evsig_set_base_`: one base per process receives signals).
+    fn signal_claim(&mut self) {}
     /// Deliver signal `sig` to this process (or, in simulation, to this host).
     fn raise(&mut self, sig: i32) -> io::Result<()>;
 
@@ -262,6 +265,9 @@ impl Backend for AnyBackend {
     }
     fn signal_drain(&mut self, counts: &mut [u32; NSIG]) {
         delegate!(self, b => b.signal_drain(counts))
+    }
+    fn signal_claim(&mut self) {
+        delegate!(self, b => b.signal_claim())
     }
     fn raise(&mut self, sig: i32) -> io::Result<()> {
         delegate!(self, b => b.raise(sig))

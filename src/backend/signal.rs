@@ -105,6 +105,16 @@ impl SignalState {
         Ok(())
     }
 
+    /// Makes this backend's pipe the one the handler writes to, if it catches any signal
+    /// (libevent's `evsig_set_base_` at loop entry: the most recently run base gets signals).
+    pub(crate) fn claim(&mut self) {
+        if self.saved.iter().any(Option::is_some) {
+            if let Some((_, write_end)) = &self.pipe {
+                SIGNAL_WRITE_FD.store(write_end.as_raw_fd(), Ordering::SeqCst);
+            }
+        }
+    }
+
     /// Stops catching `sig`: restores the disposition `add` replaced (libevent's `evsig_del`).
     /// A signal this backend does not catch is left alone.
     pub(crate) fn del(&mut self, sig: i32) -> io::Result<()> {

@@ -102,6 +102,9 @@ macro_rules! real_signal_ops {
         fn signal_drain(&mut self, counts: &mut [u32; $crate::backend::NSIG]) {
             self.$f.drain(counts)
         }
+        fn signal_claim(&mut self) {
+            self.$f.claim()
+        }
         fn raise(&mut self, sig: i32) -> std::io::Result<()> {
             $crate::backend::sys::raise(sig)
         }

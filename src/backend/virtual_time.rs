@@ -136,6 +136,9 @@ impl<B: Backend> Backend for VirtualTime<B> {
     fn signal_del(&mut self, sig: i32) -> io::Result<()> {
         self.inner.signal_del(sig)
     }
+    fn signal_claim(&mut self) {
+        self.inner.signal_claim()
+    }
     fn signal_fd(&mut self) -> io::Result<Fd> {
         self.inner.signal_fd()
     }
