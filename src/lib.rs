@@ -5,6 +5,10 @@
 //! and runs libevent's loop over any [`backend::Backend`]. The backend only knows descriptors,
 //! interest masks and time; every ordering decision is made here, so every backend shares it.
 
+#![deny(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+#[allow(unsafe_code)] // system calls live here and only here, each with a SAFETY comment
 pub mod backend;
 mod base;
 pub mod event;
