@@ -25,6 +25,7 @@ const FEATURES: Features = Features {
     edge_triggered: true,
     o1: true,
     early_close: true,
+    fds: false,
     resolution: Resolution::Millis,
 };
 

@@ -171,6 +171,7 @@ impl Backend for MioBackend {
             edge_triggered: true,
             o1: true,
             early_close: true,
+            fds: false,
             resolution: Resolution::Millis,
         }
     }

@@ -63,6 +63,8 @@ pub struct Features {
     pub o1: bool,
     /// `EV_FEATURE_EARLY_CLOSE`: `EV_CLOSED` is reported without reading.
     pub early_close: bool,
+    /// `EV_FEATURE_FDS`: works with any kind of descriptor, not only sockets.
+    pub fds: bool,
     /// How the wait rounds its timeout.
     pub resolution: Resolution,
 }

@@ -120,6 +120,7 @@ impl Backend for PollBackend {
             edge_triggered: false,
             o1: false,
             early_close: POLLRDHUP != 0,
+            fds: true,
             resolution: Resolution::Millis,
         }
     }

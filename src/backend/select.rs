@@ -106,6 +106,7 @@ impl Backend for SelectBackend {
             edge_triggered: false,
             o1: false,
             early_close: false,
+            fds: true,
             resolution: Resolution::Micros,
         }
     }

@@ -28,6 +28,7 @@ pub struct VirtualTime<B: Backend> {
     inner: B,
     now: Time,
     env: Option<Box<dyn Environment<B>>>,
+    resolution: Option<super::Resolution>,
 }
 
 impl<B: Backend> VirtualTime<B> {
@@ -42,7 +43,15 @@ impl<B: Backend> VirtualTime<B> {
             inner,
             now: start,
             env: None,
+            resolution: None,
         }
+    }
+
+    /// Overrides how waits are rounded. libevent's epoll backend waits with µs precision (a
+    /// timerfd) when the base has `EVENT_BASE_FLAG_PRECISE_TIMER`; the conformance runner
+    /// mirrors that with `Some(Resolution::Micros)`. `None` uses the inner backend's.
+    pub fn set_resolution(&mut self, resolution: Option<super::Resolution>) {
+        self.resolution = resolution;
     }
 
     /// Installs the scripted outside inputs (replacing any previous environment).
@@ -72,7 +81,11 @@ impl<B: Backend> Backend for VirtualTime<B> {
     }
 
     fn features(&self) -> Features {
-        self.inner.features()
+        let mut f = self.inner.features();
+        if let Some(r) = self.resolution {
+            f.resolution = r;
+        }
+        f
     }
 
     fn add(&mut self, fd: Fd, old: Events, added: Events) -> io::Result<()> {
@@ -99,7 +112,7 @@ impl<B: Backend> Backend for VirtualTime<B> {
         if ready.len() > before || timeout == Some(Duration::ZERO) {
             return Ok(());
         }
-        let resolution = self.inner.features().resolution;
+        let resolution = self.features().resolution;
         let target = timeout.map(|d| self.now.saturating_add(resolution.round(d)));
         if let Some(env) = self.env.as_mut() {
             if let Some(t) = env.next_input() {
