@@ -371,6 +371,25 @@ pub fn monotonic_now() -> Time {
     Time((ts.tv_sec as u64) * 1_000_000 + (ts.tv_nsec as u64) / 1_000)
 }
 
+/// Sets signal `sig` to be ignored (`SIG_IGN`), as a process that must survive stray signals
+/// does before it starts (the conformance player and runner do this for the signals their
+/// scenarios raise). A signal event added later saves this disposition and restores it at its
+/// last delete, as libevent does.
+pub fn ignore_signal(sig: i32) -> io::Result<()> {
+    if !(1..super::NSIG as i32).contains(&sig) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("signal {sig} out of range"),
+        ));
+    }
+    // SAFETY: SIG_IGN is a valid disposition for any catchable signal; no pointers are passed.
+    let old = unsafe { libc::signal(sig, libc::SIG_IGN) };
+    if old == libc::SIG_ERR {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Delivers `sig` to the calling thread (`raise(3)`), so a caught signal's handler has run by the
 /// time this returns; `kill(getpid())` could hand it to any thread.
 pub fn raise(sig: i32) -> io::Result<()> {

@@ -1,0 +1,876 @@
+//! The Rust runner: interprets the conformance IR (IR.md) over `evloop::Base` on evloop's
+//! backends, each wrapped in `VirtualTime`, and prints the trace (TRACE.md).
+//!
+//! It mirrors `player/player.c` instruction for instruction: the same setup order, the same
+//! lines built with [`crate::trace::Line`], the same call counters, the same outside inputs
+//! (`at` blocks, performed by `VirtualTime` through an [`Environment`]). The virtual clock rule
+//! is `VirtualTime`'s, which is the player's rule (IR.md §6).
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::rc::Rc;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use evloop::backend::{
+    AnyBackend, Environment, EpollBackend, MioBackend, PollBackend, Resolution, SelectBackend,
+    Shutdown, VirtualTime,
+};
+use evloop::{
+    Backend, Base, CommonTimeout, Config, Count, EventId, Events, Fd, LoopExit, LoopFlags, Time,
+    Timeout,
+};
+
+use crate::check::{Loaded, Runner};
+use crate::ir::Instr;
+use crate::names;
+use crate::trace::{Line, SysResult, TvArg, HEADER};
+
+/// The evloop backends `evconform check` runs by default.
+pub const EVLOOP_BACKENDS: &[&str] = &["epoll", "poll", "select", "mio"];
+
+/// libevent's weak-RNG seed in the player: gettimeofday at base creation (1000 s + 0 µs) plus
+/// the pinned pid 4242 (IR.md §7).
+pub const PLAYER_WEAKRAND_SEED: u32 = 1000 + 4242;
+
+/// The player's runaway guard, mirrored.
+const MAX_CALLBACKS: u64 = 100_000;
+
+/// The evloop runner.
+pub fn evloop_runner() -> Option<Box<dyn Runner>> {
+    Some(Box::new(EvloopRunner))
+}
+
+/// Runs scenarios on evloop's backends (`epoll`, `poll`, `select`, `mio`).
+pub struct EvloopRunner;
+
+impl Runner for EvloopRunner {
+    fn handles(&self, backend: &str) -> bool {
+        EVLOOP_BACKENDS.contains(&backend)
+    }
+    fn run(&self, scenario: &Loaded, backend: &str) -> Result<String, String> {
+        run_scenario(&scenario.ir.instrs, backend)
+    }
+}
+
+type B = VirtualTime<AnyBackend>;
+
+/// Opens `name` configured as the player's libevent would be (pinned weak-RNG seed).
+fn open_backend(name: &str) -> io::Result<AnyBackend> {
+    Ok(match name {
+        "epoll" => AnyBackend::Epoll(EpollBackend::new()?),
+        "poll" => AnyBackend::Poll(PollBackend::with_weakrand_seed(PLAYER_WEAKRAND_SEED)),
+        "select" => AnyBackend::Select(SelectBackend::with_weakrand_seed(PLAYER_WEAKRAND_SEED)),
+        "mio" => AnyBackend::Mio(MioBackend::new()?),
+        other => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("unknown evloop backend {other:?}"),
+            ))
+        }
+    })
+}
+
+/// The method a `print base` line shows: the OS mechanism, as libevent names it. mio on Linux
+/// is epoll underneath (TRACE.md).
+fn method_name(backend: &str) -> &'static str {
+    match backend {
+        "poll" => "poll",
+        "select" => "select",
+        _ => "epoll",
+    }
+}
+
+struct BodyInfo {
+    name: String,
+    start: usize,
+    count: usize,
+    calls: Cell<u64>,
+}
+
+#[derive(Clone, Copy)]
+struct Decl {
+    arg: i64,
+    flags: u16,
+    prio: i64,
+}
+
+/// Everything the interpreter shares between the main program, callbacks and outside inputs.
+struct Rt {
+    code: Vec<Instr>,
+    bodies: Vec<BodyInfo>,
+    decls: RefCell<Vec<Option<Decl>>>,
+    events: RefCell<Vec<Option<EventId>>>,
+    ends: RefCell<Vec<(String, Fd)>>,
+    commons: RefCell<Vec<(String, CommonTimeout)>>,
+    out: RefCell<String>,
+    input: Cell<bool>,
+    loop_depth: Cell<u32>,
+    callbacks: Cell<u64>,
+    runaway: Cell<bool>,
+    method: &'static str,
+}
+
+impl Rt {
+    fn line(&self, now: Time, l: Line<'_>) {
+        let mut out = self.out.borrow_mut();
+        out.push_str(&l.render(now.as_micros() as i64, self.input.get()));
+        out.push('\n');
+    }
+
+    fn name(&self, id: i64) -> &str {
+        &self.bodies[id as usize].name
+    }
+
+    fn end_name(&self, end: i64) -> String {
+        self.ends.borrow()[end as usize].0.clone()
+    }
+
+    fn end_fd(&self, end: i64) -> Fd {
+        self.ends.borrow()[end as usize].1
+    }
+
+    fn event(&self, id: i64) -> Option<EventId> {
+        self.events.borrow()[id as usize]
+    }
+
+    /// The fd (or signal number) an event or once-event declaration refers to.
+    fn target(&self, arg: i64, flags: u16) -> Fd {
+        if flags & names::EV_SIGNAL != 0 {
+            arg as Fd
+        } else if arg < 0 {
+            -1
+        } else {
+            self.end_fd(arg)
+        }
+    }
+}
+
+fn errno(e: &io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(libc_eio())
+}
+
+const fn libc_eio() -> i32 {
+    5
+}
+
+fn rc<T>(r: &Result<T, evloop::Error>) -> i32 {
+    if r.is_ok() {
+        0
+    } else {
+        -1
+    }
+}
+
+fn tv_arg(us: i64) -> Duration {
+    Duration::from_micros(us.max(0) as u64)
+}
+
+/// Signals are process-wide: one scenario at a time per process.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// Runs one lowered scenario on evloop backend `backend` and returns its trace.
+pub fn run_scenario(instrs: &[Instr], backend: &str) -> Result<String, String> {
+    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // As the player: the signals a scenario may raise are ignored unless a signal event
+    // catches them, and SIGPIPE never kills the process.
+    for &(_, sig) in names::SIGNALS {
+        evloop::backend::sys::ignore_signal(sig).map_err(|e| format!("SIG_IGN {sig}: {e}"))?;
+    }
+    evloop::backend::sys::ignore_signal(13).map_err(|e| format!("SIG_IGN SIGPIPE: {e}"))?;
+    let main_at = instrs
+        .iter()
+        .position(|i| matches!(i, Instr::Main { .. }))
+        .ok_or("the IR has no main directive")?;
+    let Some(Instr::Base {
+        flags,
+        max_interval,
+        max_callbacks,
+        min_priority,
+        priorities,
+    }) = instrs.first().cloned()
+    else {
+        return Err("the IR must start with base".into());
+    };
+
+    let inner = open_backend(backend).map_err(|e| format!("{backend}: {e}"))?;
+    let mut vt = VirtualTime::new(inner);
+    let precise = flags as u32 & names::BASE_PRECISE_TIMER != 0;
+    if precise && matches!(backend, "epoll" | "mio") {
+        // libevent's epoll waits on a timerfd with the exact timeval under PRECISE_TIMER.
+        vt.set_resolution(Some(Resolution::Micros));
+    }
+    let mut cfg = Config {
+        no_cache_time: flags as u32 & names::BASE_NO_CACHE_TIME != 0,
+        precise_timer: precise,
+        ..Config::default()
+    };
+    if max_interval >= 0 || max_callbacks >= 0 {
+        cfg.max_dispatch_interval = (max_interval >= 0).then(|| tv_arg(max_interval));
+        cfg.max_dispatch_callbacks = (max_callbacks >= 0).then_some(max_callbacks as u32);
+        cfg.limit_callbacks_after_prio = min_priority.max(0) as u32;
+    }
+    let mut base: Base<B> = Base::with_config(vt, &cfg);
+    base.priority_init(priorities as usize)
+        .map_err(|e| format!("priority_init({priorities}): {e}"))?;
+
+    // Directives: bodies first (they are numbered), then pairs/events/commons/ats in order.
+    let mut bodies = Vec::new();
+    for ins in &instrs[1..main_at] {
+        if let Instr::Body {
+            name, start, count, ..
+        } = ins
+        {
+            bodies.push(BodyInfo {
+                name: name.clone(),
+                start: *start as usize,
+                count: *count as usize,
+                calls: Cell::new(0),
+            });
+        }
+    }
+    let rt = Rc::new(Rt {
+        code: instrs.to_vec(),
+        decls: RefCell::new(vec![None; bodies.len()]),
+        events: RefCell::new(vec![None; bodies.len()]),
+        bodies,
+        ends: RefCell::new(Vec::new()),
+        commons: RefCell::new(Vec::new()),
+        out: RefCell::new(format!("{HEADER}\n")),
+        input: Cell::new(false),
+        loop_depth: Cell::new(0),
+        callbacks: Cell::new(0),
+        runaway: Cell::new(false),
+        method: method_name(backend),
+    });
+    // The remaining directives, top to bottom, as the player performs them.
+    let mut ats: Vec<(i64, usize, usize)> = Vec::new();
+    for ins in &instrs[1..main_at] {
+        let now = base.backend_mut().now();
+        match ins {
+            Instr::Body { .. } => {}
+            Instr::Pair { name_a, name_b, .. } => {
+                let (a, b) = base
+                    .backend_mut()
+                    .socketpair()
+                    .map_err(|e| format!("socketpair: {e}"))?;
+                let mut ends = rt.ends.borrow_mut();
+                ends.push((name_a.clone(), a));
+                ends.push((name_b.clone(), b));
+            }
+            Instr::Event {
+                id,
+                arg,
+                flags,
+                prio,
+            } => {
+                rt.decls.borrow_mut()[*id as usize] = Some(Decl {
+                    arg: *arg,
+                    flags: *flags as u16,
+                    prio: *prio,
+                });
+                let e = new_event(&rt, &mut base, *id)?;
+                if *prio >= 0 && base.priority_set(e, *prio as usize).is_err() {
+                    rt.line(
+                        now,
+                        Line::PrioritySet {
+                            ev: rt.name(*id),
+                            prio: *prio,
+                            rc: -1,
+                        },
+                    );
+                }
+            }
+            Instr::Common { usec, name, .. } => {
+                let c = base
+                    .init_common_timeout(tv_arg(*usec))
+                    .map_err(|e| format!("common {name}: {e}"))?;
+                rt.commons.borrow_mut().push((name.clone(), c));
+                rt.line(
+                    now,
+                    Line::Common {
+                        name,
+                        idx: i64::from(c.index()),
+                    },
+                );
+            }
+            Instr::At { time, start, count } => ats.push((*time, *start as usize, *count as usize)),
+            other => return Err(format!("unexpected directive {other:?}")),
+        }
+    }
+    ats.sort_by_key(|a| a.0); // stable: ties keep IR order
+    base.backend_mut().set_environment(Box::new(Inputs {
+        rt: rt.clone(),
+        ats,
+        next: 0,
+    }));
+
+    let Instr::Main { start, count } = instrs[main_at] else {
+        unreachable!("found above");
+    };
+    run_range(&rt, &mut base, start as usize, count as usize, 0);
+    let now = base.backend_mut().now();
+    rt.line(now, Line::End);
+    if rt.runaway.get() {
+        return Err(format!(
+            "more than {MAX_CALLBACKS} callbacks: runaway scenario"
+        ));
+    }
+    drop(base);
+    let out = rt.out.borrow().clone();
+    Ok(out)
+}
+
+fn new_event(rt: &Rc<Rt>, base: &mut Base<B>, id: i64) -> Result<EventId, String> {
+    let d = rt.decls.borrow()[id as usize].ok_or_else(|| format!("body {id} is not an event"))?;
+    let fd = rt.target(d.arg, d.flags);
+    let r = rt.clone();
+    let e = base
+        .event_new(fd, Events::from_bits(d.flags), move |b, _, what| {
+            on_event(&r, b, id, what)
+        })
+        .map_err(|e| format!("event_new {}: {e}", rt.name(id)))?;
+    rt.events.borrow_mut()[id as usize] = Some(e);
+    Ok(e)
+}
+
+fn on_event(rt: &Rc<Rt>, base: &mut Base<B>, id: i64, what: Events) {
+    let n = rt.callbacks.get() + 1;
+    rt.callbacks.set(n);
+    if n > MAX_CALLBACKS {
+        rt.runaway.set(true);
+        base.loopbreak();
+        return;
+    }
+    let body = &rt.bodies[id as usize];
+    let call = body.calls.get() + 1;
+    body.calls.set(call);
+    let now = base.backend_mut().now();
+    rt.line(
+        now,
+        Line::Cb {
+            name: &body.name,
+            call,
+            what: what.bits(),
+        },
+    );
+    run_range(rt, base, body.start, body.count, call);
+}
+
+fn run_range(rt: &Rc<Rt>, base: &mut Base<B>, start: usize, count: usize, call: u64) {
+    let mut pc = start;
+    while pc < start + count {
+        if rt.runaway.get() {
+            return;
+        }
+        let ins = &rt.code[pc];
+        if let Instr::IfCall { lo, hi, skip } = *ins {
+            let call = call as i64;
+            if call < lo || (hi >= 0 && call > hi) {
+                pc += skip as usize;
+            }
+        } else {
+            exec(rt, base, ins);
+        }
+        pc += 1;
+    }
+}
+
+/// The outside inputs: `at` blocks, performed when the virtual clock reaches them.
+struct Inputs {
+    rt: Rc<Rt>,
+    ats: Vec<(i64, usize, usize)>,
+    next: usize,
+}
+
+impl Environment<AnyBackend> for Inputs {
+    fn next_input(&self) -> Option<Time> {
+        self.ats.get(self.next).map(|a| Time(a.0.max(0) as u64))
+    }
+    fn fire(&mut self, now: Time, backend: &mut AnyBackend) {
+        while let Some(&(t, start, count)) = self.ats.get(self.next) {
+            if t.max(0) as u64 > now.as_micros() {
+                break;
+            }
+            self.next += 1;
+            self.rt.input.set(true);
+            for ins in &self.rt.code[start..start + count] {
+                if !exec_io(&self.rt, backend, now, ins) {
+                    // The language allows only outside-world actions in `at` blocks.
+                    self.rt.out.borrow_mut().push_str("# unsupported input\n");
+                }
+            }
+            self.rt.input.set(false);
+        }
+    }
+}
+
+fn sys<T: TryInto<i64>>(r: io::Result<T>) -> SysResult {
+    match r {
+        Ok(v) => Ok(v.try_into().unwrap_or(i64::MAX)),
+        Err(e) => Err(errno(&e)),
+    }
+}
+
+/// The socket and signal actions, which outside inputs may perform too. Returns false for any
+/// other instruction.
+fn exec_io(rt: &Rt, be: &mut dyn Backend, now: Time, ins: &Instr) -> bool {
+    match ins {
+        Instr::Write { end, data } => {
+            let r = sys(be.write(rt.end_fd(*end), data));
+            rt.line(
+                now,
+                Line::Write {
+                    end: &rt.end_name(*end),
+                    res: r,
+                },
+            );
+        }
+        Instr::WriteFill { end, count } => {
+            let buf: Vec<u8> = (0..*count).map(|i| b'a' + (i % 26) as u8).collect();
+            let r = sys(be.write(rt.end_fd(*end), &buf));
+            rt.line(
+                now,
+                Line::Write {
+                    end: &rt.end_name(*end),
+                    res: r,
+                },
+            );
+        }
+        Instr::Read { end, max } => {
+            let mut buf = vec![0u8; (*max).max(0) as usize];
+            let name = rt.end_name(*end);
+            match be.read(rt.end_fd(*end), &mut buf) {
+                Ok(n) => rt.line(
+                    now,
+                    Line::Read {
+                        end: &name,
+                        res: Ok(&buf[..n]),
+                    },
+                ),
+                Err(e) => rt.line(
+                    now,
+                    Line::Read {
+                        end: &name,
+                        res: Err(errno(&e)),
+                    },
+                ),
+            }
+        }
+        Instr::Drain { end, show } => {
+            let mut buf = [0u8; 4096];
+            let mut total = 0u64;
+            let fd = rt.end_fd(*end);
+            let stop = loop {
+                match be.read(fd, &mut buf) {
+                    Ok(0) => break None,
+                    Ok(n) => total += n as u64,
+                    Err(e) => break Some(errno(&e)),
+                }
+            };
+            let n = (*show != 0).then_some(total);
+            rt.line(
+                now,
+                Line::Drain {
+                    end: &rt.end_name(*end),
+                    n,
+                    stop,
+                },
+            );
+        }
+        Instr::Fill { end } => {
+            let buf = [b'f'; 4096];
+            let fd = rt.end_fd(*end);
+            let stop = loop {
+                match be.write(fd, &buf) {
+                    Ok(n) if n > 0 => {}
+                    Ok(_) => break 0,
+                    Err(e) => break errno(&e),
+                }
+            };
+            rt.line(
+                now,
+                Line::Fill {
+                    end: &rt.end_name(*end),
+                    stop,
+                },
+            );
+        }
+        Instr::Shutdown { end, how } => {
+            let h = match how {
+                0 => Shutdown::Read,
+                1 => Shutdown::Write,
+                _ => Shutdown::Both,
+            };
+            let r = sys(be.shutdown(rt.end_fd(*end), h).map(|()| 0));
+            rt.line(
+                now,
+                Line::Shutdown {
+                    end: &rt.end_name(*end),
+                    how: *how,
+                    res: r,
+                },
+            );
+        }
+        Instr::Close { end } => {
+            let fd = rt.end_fd(*end);
+            let r = sys(be.close(fd).map(|()| 0));
+            if r.is_ok() {
+                rt.ends.borrow_mut()[*end as usize].1 = -1;
+            }
+            rt.line(
+                now,
+                Line::Close {
+                    end: &rt.end_name(*end),
+                    res: r,
+                },
+            );
+        }
+        Instr::Raise { sig, count } => {
+            rt.line(
+                now,
+                Line::Raise {
+                    sig: *sig as i32,
+                    count: *count,
+                },
+            );
+            for _ in 0..*count {
+                let _ = be.raise(*sig as i32);
+            }
+        }
+        _ => return false,
+    }
+    true
+}
+
+fn exec(rt: &Rc<Rt>, base: &mut Base<B>, ins: &Instr) {
+    let now = base.backend_mut().now();
+    // Operations on a freed event print `OP NAME dead` and do nothing else.
+    let live = |op: &str, ev: i64| -> Option<EventId> {
+        let e = rt.event(ev);
+        if e.is_none() {
+            rt.line(
+                now,
+                Line::Dead {
+                    op,
+                    ev: rt.name(ev),
+                },
+            );
+        }
+        e
+    };
+    match ins {
+        Instr::Add { ev } => {
+            if let Some(e) = live("add", *ev) {
+                let r = base.add(e, None);
+                rt.line(
+                    now,
+                    Line::Add {
+                        ev: rt.name(*ev),
+                        tv: TvArg::Null,
+                        rc: rc(&r),
+                    },
+                );
+            }
+        }
+        Instr::AddTv { ev, us } => {
+            if let Some(e) = live("add", *ev) {
+                let r = base.add(e, Some(tv_arg(*us)));
+                rt.line(
+                    now,
+                    Line::Add {
+                        ev: rt.name(*ev),
+                        tv: TvArg::Tv(*us),
+                        rc: rc(&r),
+                    },
+                );
+            }
+        }
+        Instr::AddCommon { ev, common } => {
+            if let Some(e) = live("add", *ev) {
+                let (cname, c) = rt.commons.borrow()[*common as usize].clone();
+                let r = base.add_with(e, Some(Timeout::Common(c)));
+                rt.line(
+                    now,
+                    Line::Add {
+                        ev: rt.name(*ev),
+                        tv: TvArg::Common(&cname),
+                        rc: rc(&r),
+                    },
+                );
+            }
+        }
+        Instr::Del { ev } => {
+            if let Some(e) = live("del", *ev) {
+                let r = base.del(e);
+                rt.line(
+                    now,
+                    Line::Del {
+                        ev: rt.name(*ev),
+                        rc: rc(&r),
+                    },
+                );
+            }
+        }
+        Instr::Active { ev, res, ncalls } => {
+            if let Some(e) = live("active", *ev) {
+                rt.line(
+                    now,
+                    Line::Active {
+                        ev: rt.name(*ev),
+                        res: *res as u16,
+                        ncalls: *ncalls,
+                    },
+                );
+                let _ = base.active(e, Events::from_bits(*res as u16), *ncalls as u16);
+            }
+        }
+        Instr::PrioritySet { ev, prio } => {
+            if let Some(e) = live("priority_set", *ev) {
+                let r = if *prio < 0 {
+                    Err(evloop::Error::Invalid("negative priority"))
+                } else {
+                    base.priority_set(e, *prio as usize)
+                };
+                rt.line(
+                    now,
+                    Line::PrioritySet {
+                        ev: rt.name(*ev),
+                        prio: *prio,
+                        rc: rc(&r),
+                    },
+                );
+            }
+        }
+        Instr::RemoveTimer { ev } => {
+            if let Some(e) = live("remove_timer", *ev) {
+                let r = base.remove_timer(e);
+                rt.line(
+                    now,
+                    Line::RemoveTimer {
+                        ev: rt.name(*ev),
+                        rc: rc(&r),
+                    },
+                );
+            }
+        }
+        Instr::Once { body, arg, events }
+        | Instr::OnceTv {
+            body, arg, events, ..
+        } => {
+            let us = match ins {
+                Instr::OnceTv { us, .. } => Some(*us),
+                _ => None,
+            };
+            let fd = rt.target(*arg, *events as u16);
+            let r2 = rt.clone();
+            let id = *body;
+            let r = base.once(
+                fd,
+                Events::from_bits(*events as u16),
+                us.map(tv_arg),
+                move |b, w| on_event(&r2, b, id, w),
+            );
+            let tv = us.map_or(TvArg::Null, TvArg::Tv);
+            rt.line(
+                now,
+                Line::Once {
+                    name: rt.name(*body),
+                    events: *events as u16,
+                    tv,
+                    rc: rc(&r),
+                },
+            );
+        }
+        Instr::Loopexit => {
+            let r = base.loopexit(None);
+            rt.line(
+                now,
+                Line::Loopexit {
+                    tv: TvArg::Null,
+                    rc: rc(&r),
+                },
+            );
+        }
+        Instr::LoopexitTv { us } => {
+            let r = base.loopexit(Some(tv_arg(*us)));
+            rt.line(
+                now,
+                Line::Loopexit {
+                    tv: TvArg::Tv(*us),
+                    rc: rc(&r),
+                },
+            );
+        }
+        Instr::Loopbreak => {
+            base.loopbreak();
+            rt.line(now, Line::Loopbreak { rc: 0 });
+        }
+        Instr::Loopcontinue => {
+            base.loopcontinue();
+            rt.line(now, Line::Loopcontinue { rc: 0 });
+        }
+        Instr::Free { ev } => {
+            if let Some(e) = live("free", *ev) {
+                let _ = base.free(e);
+                rt.events.borrow_mut()[*ev as usize] = None;
+                rt.line(now, Line::Free { ev: rt.name(*ev) });
+            }
+        }
+        Instr::New { ev } => {
+            if rt.event(*ev).is_some() {
+                rt.line(now, Line::Live { ev: rt.name(*ev) });
+            } else {
+                match new_event(rt, base, *ev) {
+                    Ok(e) => {
+                        let prio = rt.decls.borrow()[*ev as usize].map_or(-1, |d| d.prio);
+                        let r = if prio >= 0 {
+                            rc(&base.priority_set(e, prio as usize))
+                        } else {
+                            0
+                        };
+                        rt.line(
+                            now,
+                            Line::New {
+                                ev: rt.name(*ev),
+                                rc: r,
+                            },
+                        );
+                    }
+                    Err(msg) => rt.out.borrow_mut().push_str(&format!("# {msg}\n")),
+                }
+            }
+        }
+        Instr::PrintEvent { ev } => {
+            if let Some(e) = live("pending", *ev) {
+                let ask = Events::TIMEOUT
+                    | Events::READ
+                    | Events::WRITE
+                    | Events::SIGNAL
+                    | Events::CLOSED;
+                let (f, deadline) = base.pending(e, ask).unwrap_or((Events::NONE, None));
+                let prio = base.priority(e).map_or(-1, |p| p as i64);
+                rt.line(
+                    now,
+                    Line::Pending {
+                        ev: rt.name(*ev),
+                        flags: f.bits(),
+                        deadline: deadline.map(|t| t.as_micros() as i64),
+                        prio,
+                    },
+                );
+            }
+        }
+        Instr::PrintCounts => {
+            let added = base.num_events(Count::Added) as i64;
+            let active = base.num_events(Count::Active) as i64;
+            rt.line(now, Line::Counts { added, active });
+        }
+        Instr::PrintLoop => {
+            rt.line(
+                now,
+                Line::Got {
+                    exit: base.got_exit(),
+                    brk: base.got_break(),
+                },
+            );
+        }
+        Instr::PrintBase => {
+            let f = base.features();
+            let features = u32::from(f.edge_triggered)
+                | u32::from(f.o1) << 1
+                | u32::from(f.fds) << 2
+                | u32::from(f.early_close) << 3;
+            rt.line(
+                now,
+                Line::Base {
+                    method: rt.method,
+                    features,
+                    priorities: base.npriorities() as i64,
+                },
+            );
+        }
+        Instr::PrintTime => {
+            let cached = base.now().as_micros() as i64;
+            rt.line(now, Line::Time { cached });
+        }
+        Instr::Loop { flags } => {
+            rt.line(
+                now,
+                Line::Loop {
+                    flags: *flags as u32,
+                },
+            );
+            let mut lf = LoopFlags::NONE;
+            for (bit, f) in [
+                (names::EVLOOP_ONCE, LoopFlags::ONCE),
+                (names::EVLOOP_NONBLOCK, LoopFlags::NONBLOCK),
+                (names::EVLOOP_NO_EXIT_ON_EMPTY, LoopFlags::NO_EXIT_ON_EMPTY),
+            ] {
+                if *flags as u32 & bit != 0 {
+                    lf = lf | f;
+                }
+            }
+            rt.loop_depth.set(rt.loop_depth.get() + 1);
+            let r = base.run(lf);
+            rt.loop_depth.set(rt.loop_depth.get() - 1);
+            let end = base.backend_mut().now();
+            let code = match r {
+                Ok(LoopExit::Done) => 0,
+                Ok(LoopExit::NoEvents) => 1,
+                Err(evloop::Error::Io(e)) if is_blocked_forever(&e) => {
+                    rt.line(end, Line::BlockedForever);
+                    -1
+                }
+                Err(_) => -1,
+            };
+            rt.line(end, Line::LoopEnd { rc: code });
+        }
+        Instr::PriorityInit { n } => {
+            let r = if *n < 0 {
+                Err(evloop::Error::Invalid("negative"))
+            } else {
+                base.priority_init(*n as usize)
+            };
+            rt.line(now, Line::PriorityInit { n: *n, rc: rc(&r) });
+        }
+        Instr::Sleep { us } => {
+            rt.line(now, Line::Sleep { us: *us });
+            base.backend_mut().advance(tv_arg(*us));
+        }
+        other => {
+            if !exec_io(rt, base.backend_mut(), now, other) {
+                rt.out
+                    .borrow_mut()
+                    .push_str(&format!("# cannot execute {other:?}\n"));
+            }
+        }
+    }
+}
+
+fn is_blocked_forever(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::Other && e.to_string().contains("infinite wait")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ir, scenario};
+
+    fn trace(src: &str, backend: &str) -> String {
+        let sc = scenario::parse("t.scn", src).expect("parses");
+        run_scenario(&ir::lower(&sc).instrs, backend).expect("runs")
+    }
+
+    #[test]
+    fn a_timer_scenario_traces_exact_virtual_times() {
+        let src = "event t timer\nmain {\n  add t 10ms\n  loop\n}\n";
+        for b in EVLOOP_BACKENDS {
+            assert_eq!(
+                trace(src, b),
+                "# evloop-trace v1\n0 add t tv=10000 rc=0\n0 loop flags=0\n10000 cb t #1 T\n10000 loop-end rc=1\n10000 end\n",
+                "{b}"
+            );
+        }
+    }
+}
