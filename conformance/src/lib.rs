@@ -1,2 +1,33 @@
-//! evloop-conformance: the scenario language, the runner, and the fixture recorder.
+//! evloop-conformance: the scenario language, its IR, the trace format, the C player driver,
+//! the fixture recorder and the comparison machinery behind the `evconform` CLI.
+//!
+//! Documentation: SCENARIOS.md (the language), IR.md (the lowered program both interpreters
+//! run, and the virtual clock), TRACE.md (trace lines), NONDETERMINISM.md (the one relaxation).
 #![forbid(unsafe_code)]
+
+pub mod check;
+pub mod compare;
+pub mod evloop_runner;
+pub mod fixture;
+pub mod ir;
+pub mod names;
+pub mod player;
+pub mod record;
+pub mod scenario;
+pub mod trace;
+
+use std::path::PathBuf;
+
+/// `conformance/scenarios` of this checkout.
+pub fn default_scenarios_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios")
+}
+
+/// `fixtures/` at the workspace root of this checkout.
+pub fn default_fixtures_dir() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .parent()
+        .map_or_else(|| manifest.join(".."), PathBuf::from)
+        .join("fixtures")
+}

@@ -1,0 +1,1027 @@
+/* player.c: runs one evloop conformance program (the IR, see ../IR.md) on the system libevent
+ * 2.1.12 under a virtual clock, and prints its trace (../TRACE.md) on stdout.
+ *
+ *   cc -std=gnu11 -O1 -o player player.c -levent -ldl -rdynamic
+ *   player epoll|poll|select [IR-FILE]        (the IR is read from stdin without IR-FILE)
+ *
+ * The executable defines clock_gettime, gettimeofday, getpid, epoll_wait, poll, select and
+ * timerfd_settime itself; libevent's calls resolve to these definitions instead of libc's.
+ * Every wait first polls for real with a zero timeout; when nothing is ready the virtual clock
+ * advances by the requested timeout, or to the next scheduled outside input (`at` blocks),
+ * exactly as IR.md ("The virtual clock") specifies. The Rust runner implements the same rule.
+ *
+ * Exit codes: 0 ok, 2 bad usage or bad IR, 3 libevent setup failed (method not available),
+ * 4 a runaway scenario (too many callbacks or waits). */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/param.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+/* ------------------------------------------------------------------------------------------ */
+/* Virtual clock                                                                              */
+
+#define START_US 1000000000LL /* both clocks start at exactly 1000 s */
+#define PINNED_PID 4242
+#define MAX_CALLBACKS 100000L
+#define MAX_WAITS 1000000L
+
+static long long vnow_us = START_US;
+
+int clock_gettime(clockid_t id, struct timespec *ts)
+{
+	(void)id;
+	ts->tv_sec = (time_t)(vnow_us / 1000000LL);
+	ts->tv_nsec = (long)((vnow_us % 1000000LL) * 1000LL);
+	return 0;
+}
+
+int gettimeofday(struct timeval *restrict tv, void *restrict tz)
+{
+	(void)tz;
+	tv->tv_sec = (time_t)(vnow_us / 1000000LL);
+	tv->tv_usec = (suseconds_t)(vnow_us % 1000000LL);
+	return 0;
+}
+
+/* libevent seeds its weak RNG (poll/select scan start) with gettimeofday sec+usec+getpid(). */
+pid_t getpid(void) { return PINNED_PID; }
+
+/* ------------------------------------------------------------------------------------------ */
+/* The program                                                                                */
+
+enum op {
+	OP_BASE, OP_BODY, OP_PAIR, OP_EVENT, OP_COMMON, OP_AT, OP_MAIN,
+	OP_IF_CALL, OP_ADD, OP_ADD_TV, OP_ADD_COMMON, OP_DEL, OP_ACTIVE, OP_PRIORITY_SET,
+	OP_REMOVE_TIMER, OP_ONCE, OP_ONCE_TV, OP_LOOPEXIT, OP_LOOPEXIT_TV, OP_LOOPBREAK,
+	OP_LOOPCONTINUE, OP_WRITE, OP_WRITE_FILL, OP_READ, OP_DRAIN, OP_FILL, OP_SHUTDOWN, OP_CLOSE,
+	OP_RAISE, OP_FREE, OP_NEW, OP_PRINT_EVENT, OP_PRINT_COUNTS, OP_PRINT_LOOP, OP_PRINT_BASE,
+	OP_PRINT_TIME, OP_LOOP, OP_PRIORITY_INIT, OP_SLEEP, OP__COUNT
+};
+
+static const struct { const char *name; const char *sig; } opcodes[OP__COUNT] = {
+	{"base", "iiiii"}, {"body", "isii"}, {"pair", "iiss"}, {"event", "iiii"},
+	{"common", "iis"}, {"at", "iii"}, {"main", "ii"},
+	{"if_call", "iii"}, {"add", "i"}, {"add_tv", "ii"}, {"add_common", "ii"}, {"del", "i"},
+	{"active", "iii"}, {"priority_set", "ii"}, {"remove_timer", "i"}, {"once", "iii"},
+	{"once_tv", "iiii"}, {"loopexit", ""}, {"loopexit_tv", "i"}, {"loopbreak", ""},
+	{"loopcontinue", ""}, {"write", "is"}, {"write_fill", "ii"}, {"read", "ii"},
+	{"drain", "ii"}, {"fill", "i"}, {"shutdown", "ii"}, {"close", "i"}, {"raise", "ii"}, {"free", "i"},
+	{"new", "i"}, {"print_event", "i"}, {"print_counts", ""}, {"print_loop", ""},
+	{"print_base", ""}, {"print_time", ""}, {"loop", "i"}, {"priority_init", "i"},
+	{"sleep", "i"},
+};
+
+struct ins {
+	int op;
+	long long a[5];
+	unsigned char *s[2];
+	size_t sl[2];
+};
+
+struct body { char *name; long long start, count; long calls; };
+struct end_ { char *name; int fd; };
+struct ev { struct event *e; int decl; long long arg; short flags; long long prio; };
+struct common { char *name; const struct timeval *tv; };
+struct at { long long time, start, count; };
+
+static struct ins *prog;
+static long nprog;
+static struct body *bodies;
+static long nbodies;
+static struct end_ *ends;
+static long nends;
+static struct ev *evs; /* indexed by body id; decl=0 for once-only bodies */
+static struct common *commons;
+static long ncommons;
+static struct at *ats;
+static long nats, at_next;
+static struct event_base *base;
+static const char *method;
+static int in_input;      /* performing an `at` block: lines get the "input " prefix */
+static int loop_depth;
+static int window_open;   /* select only: a ~window marker is open */
+static long total_callbacks, total_waits;
+
+static void die(int code, const char *fmt, ...)
+{
+	va_list ap;
+	fflush(stdout);
+	fputs("player: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(code);
+}
+
+static void *xmalloc(size_t n)
+{
+	void *p = calloc(1, n ? n : 1);
+	if (!p)
+		die(2, "out of memory");
+	return p;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Trace output                                                                               */
+
+static void tr(const char *fmt, ...)
+{
+	va_list ap;
+	printf("%lld ", vnow_us - START_US);
+	if (in_input)
+		fputs("input ", stdout);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+}
+
+static const char *what_str(int w)
+{
+	static char bufs[4][16];
+	static int k;
+	static const struct { int bit; char c; } L[] = {
+		{EV_TIMEOUT, 'T'}, {EV_READ, 'R'}, {EV_WRITE, 'W'}, {EV_SIGNAL, 'S'},
+		{EV_PERSIST, 'P'}, {EV_ET, 'E'}, {EV_FINALIZE, 'F'}, {EV_CLOSED, 'C'},
+	};
+	char *s = bufs[k++ & 3];
+	int n = 0;
+	for (size_t i = 0; i < sizeof L / sizeof L[0]; i++)
+		if (w & L[i].bit)
+			s[n++] = L[i].c;
+	if (!n)
+		s[n++] = '0';
+	s[n] = 0;
+	return s;
+}
+
+static const char *join(int bits, const char *const *names, const int *vals, int n, char *buf)
+{
+	buf[0] = 0;
+	for (int i = 0; i < n; i++)
+		if (bits & vals[i]) {
+			if (buf[0])
+				strcat(buf, "|");
+			strcat(buf, names[i]);
+		}
+	if (!buf[0])
+		strcpy(buf, "0");
+	return buf;
+}
+
+static const char *loop_flags_str(int f)
+{
+	static char buf[64];
+	static const char *const n[] = {"ONCE", "NONBLOCK", "NO_EXIT_ON_EMPTY"};
+	static const int v[] = {EVLOOP_ONCE, EVLOOP_NONBLOCK, EVLOOP_NO_EXIT_ON_EMPTY};
+	return join(f, n, v, 3, buf);
+}
+
+static const char *features_str(int f)
+{
+	static char buf[64];
+	static const char *const n[] = {"ET", "O1", "FDS", "EARLY_CLOSE"};
+	static const int v[] = {EV_FEATURE_ET, EV_FEATURE_O1, EV_FEATURE_FDS, EV_FEATURE_EARLY_CLOSE};
+	return join(f, n, v, 4, buf);
+}
+
+static const struct { const char *name; int num; } signals_[] = {
+	{"SIGHUP", SIGHUP}, {"SIGINT", SIGINT}, {"SIGQUIT", SIGQUIT}, {"SIGUSR1", SIGUSR1},
+	{"SIGUSR2", SIGUSR2}, {"SIGALRM", SIGALRM}, {"SIGTERM", SIGTERM}, {"SIGCHLD", SIGCHLD},
+	{"SIGWINCH", SIGWINCH},
+};
+
+static const char *sig_str(int s)
+{
+	static char buf[32];
+	for (size_t i = 0; i < sizeof signals_ / sizeof signals_[0]; i++)
+		if (signals_[i].num == s)
+			return signals_[i].name;
+	snprintf(buf, sizeof buf, "SIG#%d", s);
+	return buf;
+}
+
+static const char *errno_str(int e)
+{
+	static char buf[32];
+	static const struct { const char *name; int num; } E[] = {
+		{"EPERM", EPERM}, {"ENOENT", ENOENT}, {"EINTR", EINTR}, {"EIO", EIO},
+		{"EBADF", EBADF}, {"EAGAIN", EAGAIN}, {"ENOMEM", ENOMEM}, {"EACCES", EACCES},
+		{"EFAULT", EFAULT}, {"EEXIST", EEXIST}, {"EINVAL", EINVAL}, {"EMFILE", EMFILE},
+		{"EPIPE", EPIPE}, {"EDEADLK", EDEADLK}, {"ENOSYS", ENOSYS}, {"ENOTSOCK", ENOTSOCK},
+		{"EOPNOTSUPP", EOPNOTSUPP}, {"ECONNABORTED", ECONNABORTED},
+		{"ECONNRESET", ECONNRESET}, {"ENOTCONN", ENOTCONN}, {"ECONNREFUSED", ECONNREFUSED},
+		{"EINPROGRESS", EINPROGRESS},
+	};
+	for (size_t i = 0; i < sizeof E / sizeof E[0]; i++)
+		if (E[i].num == e)
+			return E[i].name;
+	snprintf(buf, sizeof buf, "E#%d", e);
+	return buf;
+}
+
+static void put_escaped(const unsigned char *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = b[i];
+		switch (c) {
+		case '"': fputs("\\\"", stdout); break;
+		case '\\': fputs("\\\\", stdout); break;
+		case '\n': fputs("\\n", stdout); break;
+		case '\r': fputs("\\r", stdout); break;
+		case '\t': fputs("\\t", stdout); break;
+		default:
+			if (c >= 0x20 && c <= 0x7e)
+				putchar(c);
+			else
+				printf("\\x%02x", c);
+		}
+	}
+}
+
+static const char *how_str(long long h)
+{
+	return h == SHUT_RD ? "rd" : h == SHUT_WR ? "wr" : h == SHUT_RDWR ? "rdwr" : "?";
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The interpreter                                                                            */
+
+static void run_range(long long start, long long count, long call);
+
+static void on_event(evutil_socket_t fd, short what, void *arg)
+{
+	long id = (long)(intptr_t)arg;
+	struct body *b = &bodies[id];
+	(void)fd;
+	if (++total_callbacks > MAX_CALLBACKS)
+		die(4, "more than %ld callbacks: runaway scenario", MAX_CALLBACKS);
+	b->calls++;
+	tr("cb %s #%ld %s", b->name, b->calls, what_str(what));
+	run_range(b->start, b->count, b->calls);
+}
+
+static int end_fd(long long id) { return ends[id].fd; }
+
+static struct timeval us_tv(long long us)
+{
+	struct timeval tv;
+	tv.tv_sec = (time_t)(us / 1000000LL);
+	tv.tv_usec = (suseconds_t)(us % 1000000LL);
+	return tv;
+}
+
+static long long tv_us(const struct timeval *tv)
+{
+	return (long long)tv->tv_sec * 1000000LL + tv->tv_usec - START_US;
+}
+
+static struct event *new_event(long id)
+{
+	struct ev *v = &evs[id];
+	evutil_socket_t fd = (v->flags & EV_SIGNAL) ? (evutil_socket_t)v->arg
+			   : v->arg < 0 ? -1 : end_fd(v->arg);
+	struct event *e = event_new(base, fd, v->flags, on_event, (void *)(intptr_t)id);
+	if (!e)
+		die(3, "event_new failed for %s", bodies[id].name);
+	return e;
+}
+
+/* The event of id, or NULL after printing "OP NAME dead". */
+static struct event *live(long long id, const char *op)
+{
+	if (!evs[id].e)
+		tr("%s %s dead", op, bodies[id].name);
+	return evs[id].e;
+}
+
+static void do_write(long long end, const unsigned char *buf, size_t n)
+{
+	ssize_t r = write(end_fd(end), buf, n);
+	if (r < 0)
+		tr("write %s err=%s", ends[end].name, errno_str(errno));
+	else
+		tr("write %s n=%ld", ends[end].name, (long)r);
+}
+
+static void exec(const struct ins *in)
+{
+	struct event *e;
+	struct timeval tv;
+	const long long *a = in->a;
+	int rc;
+
+	switch (in->op) {
+	case OP_ADD:
+		if ((e = live(a[0], "add")))
+			tr("add %s rc=%d", bodies[a[0]].name, event_add(e, NULL));
+		break;
+	case OP_ADD_TV:
+		if ((e = live(a[0], "add"))) {
+			tv = us_tv(a[1]);
+			rc = event_add(e, &tv);
+			tr("add %s tv=%lld rc=%d", bodies[a[0]].name, a[1], rc);
+		}
+		break;
+	case OP_ADD_COMMON:
+		if ((e = live(a[0], "add"))) {
+			rc = event_add(e, commons[a[1]].tv);
+			tr("add %s common=%s rc=%d", bodies[a[0]].name, commons[a[1]].name, rc);
+		}
+		break;
+	case OP_DEL:
+		if ((e = live(a[0], "del")))
+			tr("del %s rc=%d", bodies[a[0]].name, event_del(e));
+		break;
+	case OP_ACTIVE:
+		if ((e = live(a[0], "active"))) {
+			/* print first: the line shows the call, not its consequences */
+			tr("active %s %s ncalls=%lld", bodies[a[0]].name, what_str((int)a[1]), a[2]);
+			event_active(e, (int)a[1], (short)a[2]);
+		}
+		break;
+	case OP_PRIORITY_SET:
+		if ((e = live(a[0], "priority_set")))
+			tr("priority_set %s %lld rc=%d", bodies[a[0]].name, a[1], event_priority_set(e, (int)a[1]));
+		break;
+	case OP_REMOVE_TIMER:
+		if ((e = live(a[0], "remove_timer")))
+			tr("remove_timer %s rc=%d", bodies[a[0]].name, event_remove_timer(e));
+		break;
+	case OP_ONCE:
+	case OP_ONCE_TV: {
+		evutil_socket_t fd = (a[2] & EV_SIGNAL) ? (evutil_socket_t)a[1] : a[1] < 0 ? -1 : end_fd(a[1]);
+		tv = us_tv(in->op == OP_ONCE_TV ? a[3] : 0);
+		rc = event_base_once(base, fd, (short)a[2], on_event, (void *)(intptr_t)a[0],
+				     in->op == OP_ONCE_TV ? &tv : NULL);
+		if (in->op == OP_ONCE_TV)
+			tr("once %s %s tv=%lld rc=%d", bodies[a[0]].name, what_str((int)a[2]), a[3], rc);
+		else
+			tr("once %s %s rc=%d", bodies[a[0]].name, what_str((int)a[2]), rc);
+		break;
+	}
+	case OP_LOOPEXIT:
+		tr("loopexit rc=%d", event_base_loopexit(base, NULL));
+		break;
+	case OP_LOOPEXIT_TV:
+		tv = us_tv(a[0]);
+		rc = event_base_loopexit(base, &tv);
+		tr("loopexit tv=%lld rc=%d", a[0], rc);
+		break;
+	case OP_LOOPBREAK:
+		tr("loopbreak rc=%d", event_base_loopbreak(base));
+		break;
+	case OP_LOOPCONTINUE:
+		tr("loopcontinue rc=%d", event_base_loopcontinue(base));
+		break;
+	case OP_WRITE:
+		do_write(a[0], in->s[0], in->sl[0]);
+		break;
+	case OP_WRITE_FILL: {
+		unsigned char *buf = xmalloc((size_t)a[1]);
+		for (long long i = 0; i < a[1]; i++)
+			buf[i] = (unsigned char)('a' + i % 26);
+		do_write(a[0], buf, (size_t)a[1]);
+		free(buf);
+		break;
+	}
+	case OP_READ: {
+		unsigned char *buf = xmalloc((size_t)a[1]);
+		ssize_t r = read(end_fd(a[0]), buf, (size_t)a[1]);
+		if (r < 0) {
+			tr("read %s err=%s", ends[a[0]].name, errno_str(errno));
+		} else if (r == 0) {
+			tr("read %s eof", ends[a[0]].name);
+		} else if (r > 64) {
+			tr("read %s n=%ld", ends[a[0]].name, (long)r);
+		} else {
+			printf("%lld %sread %s n=%ld \"", vnow_us - START_US, in_input ? "input " : "",
+			       ends[a[0]].name, (long)r);
+			put_escaped(buf, (size_t)r);
+			fputs("\"\n", stdout);
+		}
+		free(buf);
+		break;
+	}
+	case OP_DRAIN: {
+		unsigned char buf[4096];
+		long long total = 0;
+		char count[40] = "";
+		ssize_t r;
+		while ((r = read(end_fd(a[0]), buf, sizeof buf)) > 0)
+			total += r;
+		if (a[1])
+			snprintf(count, sizeof count, " n=%lld", total);
+		if (r == 0)
+			tr("drain %s%s eof", ends[a[0]].name, count);
+		else
+			tr("drain %s%s err=%s", ends[a[0]].name, count, errno_str(errno));
+		break;
+	}
+	case OP_FILL: {
+		static unsigned char buf[4096];
+		memset(buf, 'f', sizeof buf);
+		while (write(end_fd(a[0]), buf, sizeof buf) > 0)
+			;
+		tr("fill %s err=%s", ends[a[0]].name, errno_str(errno));
+		break;
+	}
+	case OP_SHUTDOWN:
+		if (shutdown(end_fd(a[0]), (int)a[1]) < 0)
+			tr("shutdown %s %s err=%s", ends[a[0]].name, how_str(a[1]), errno_str(errno));
+		else
+			tr("shutdown %s %s rc=0", ends[a[0]].name, how_str(a[1]));
+		break;
+	case OP_CLOSE:
+		if (close(end_fd(a[0])) < 0) {
+			tr("close %s err=%s", ends[a[0]].name, errno_str(errno));
+		} else {
+			tr("close %s rc=0", ends[a[0]].name);
+			ends[a[0]].fd = -1;
+		}
+		break;
+	case OP_RAISE:
+		tr("raise %s count=%lld", sig_str((int)a[0]), a[1]);
+		for (long long i = 0; i < a[1]; i++)
+			raise((int)a[0]);
+		break;
+	case OP_FREE:
+		if ((e = live(a[0], "free"))) {
+			event_free(e);
+			evs[a[0]].e = NULL;
+			tr("free %s", bodies[a[0]].name);
+		}
+		break;
+	case OP_NEW:
+		if (evs[a[0]].e) {
+			tr("new %s live", bodies[a[0]].name);
+		} else {
+			evs[a[0]].e = new_event((long)a[0]);
+			rc = evs[a[0]].prio >= 0 ? event_priority_set(evs[a[0]].e, (int)evs[a[0]].prio) : 0;
+			tr("new %s rc=%d", bodies[a[0]].name, rc);
+		}
+		break;
+	case OP_PRINT_EVENT:
+		if ((e = live(a[0], "pending"))) {
+			int f = event_pending(e, EV_TIMEOUT | EV_READ | EV_WRITE | EV_SIGNAL | EV_CLOSED, &tv);
+			if (f & EV_TIMEOUT)
+				tr("pending %s %s deadline=%lld prio=%d", bodies[a[0]].name, what_str(f),
+				   tv_us(&tv), event_get_priority(e));
+			else
+				tr("pending %s %s deadline=- prio=%d", bodies[a[0]].name, what_str(f),
+				   event_get_priority(e));
+		}
+		break;
+	case OP_PRINT_COUNTS:
+		tr("counts added=%d active=%d", event_base_get_num_events(base, EVENT_BASE_COUNT_ADDED),
+		   event_base_get_num_events(base, EVENT_BASE_COUNT_ACTIVE));
+		break;
+	case OP_PRINT_LOOP:
+		tr("got exit=%d break=%d", event_base_got_exit(base), event_base_got_break(base));
+		break;
+	case OP_PRINT_BASE:
+		tr("base method=%s features=%s priorities=%d", event_base_get_method(base),
+		   features_str(event_base_get_features(base)), event_base_get_npriorities(base));
+		break;
+	case OP_PRINT_TIME:
+		event_base_gettimeofday_cached(base, &tv);
+		tr("time cached=%lld", tv_us(&tv));
+		break;
+	case OP_LOOP:
+		tr("loop flags=%s", loop_flags_str((int)a[0]));
+		loop_depth++;
+		rc = event_base_loop(base, (int)a[0]);
+		if (--loop_depth == 0 && window_open) {
+			puts("~window-end");
+			window_open = 0;
+		}
+		tr("loop-end rc=%d", rc);
+		break;
+	case OP_PRIORITY_INIT:
+		tr("priority_init %lld rc=%d", a[0], event_base_priority_init(base, (int)a[0]));
+		break;
+	case OP_SLEEP:
+		tr("sleep %lld", a[0]);
+		vnow_us += a[0];
+		break;
+	default:
+		die(2, "instruction %s cannot be executed", opcodes[in->op].name);
+	}
+}
+
+static void run_range(long long start, long long count, long call)
+{
+	for (long long pc = start; pc < start + count; pc++) {
+		const struct ins *in = &prog[pc];
+		if (in->op == OP_IF_CALL) {
+			if (call < in->a[0] || (in->a[1] >= 0 && call > in->a[1]))
+				pc += in->a[2];
+			continue;
+		}
+		exec(in);
+	}
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The waits                                                                                  */
+
+/* Performs every outside input due at the virtual time now. */
+static void perform_due_inputs(void)
+{
+	while (at_next < nats && START_US + ats[at_next].time <= vnow_us) {
+		in_input = 1;
+		run_range(ats[at_next].start, ats[at_next].count, 0);
+		in_input = 0;
+		at_next++;
+	}
+}
+
+/* Steps (c) to (e) of the rule, after a zero-timeout real poll found nothing and the request
+ * was not zero. req_us < 0 means infinite. Returns 1 if inputs were performed (poll again),
+ * 0 if the clock moved to the deadline (return 0), -1 if the wait would block forever. */
+static int advance(long long req_us)
+{
+	long long target = req_us < 0 ? -1 : vnow_us + req_us;
+	if (++total_waits > MAX_WAITS)
+		die(4, "more than %ld waits: runaway scenario", MAX_WAITS);
+	if (at_next < nats && (target < 0 || START_US + ats[at_next].time <= target)) {
+		long long t = START_US + ats[at_next].time;
+		if (t > vnow_us)
+			vnow_us = t;
+		perform_due_inputs();
+		return 1;
+	}
+	if (target >= 0) {
+		vnow_us = target;
+		return 0;
+	}
+	tr("blocked-forever");
+	return -1;
+}
+
+/* With EVENT_BASE_FLAG_PRECISE_TIMER, libevent's epoll backend arms a timerfd and calls
+ * epoll_wait(-1). The player keeps the timerfd virtual: the real one is never armed. */
+static int vtimer_armed;
+static long long vtimer_us;
+
+int timerfd_settime(int fd, int flags, const struct itimerspec *nv, struct itimerspec *old)
+{
+	(void)fd;
+	(void)flags;
+	if (old)
+		memset(old, 0, sizeof *old);
+	vtimer_us = (long long)nv->it_value.tv_sec * 1000000LL + nv->it_value.tv_nsec / 1000;
+	vtimer_armed = nv->it_value.tv_sec != 0 || nv->it_value.tv_nsec != 0;
+	return 0;
+}
+
+typedef int (*epoll_wait_fn)(int, struct epoll_event *, int, int);
+typedef int (*poll_fn)(struct pollfd *, nfds_t, int);
+typedef int (*select_fn)(int, fd_set *, fd_set *, fd_set *, struct timeval *);
+
+static void *real_fn(const char *name)
+{
+	void *f = dlsym(RTLD_NEXT, name);
+	if (!f)
+		die(3, "dlsym(%s) failed", name);
+	return f;
+}
+
+int epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout)
+{
+	static epoll_wait_fn real;
+	int n, k;
+	long long req;
+	if (!real)
+		real = (epoll_wait_fn)real_fn("epoll_wait");
+	n = real(epfd, events, maxevents, 0);
+	if (n != 0 || timeout == 0)
+		return n;
+	req = timeout > 0 ? (long long)timeout * 1000LL : vtimer_armed ? vtimer_us : -1;
+	k = advance(req);
+	if (k == 1)
+		return real(epfd, events, maxevents, 0);
+	if (k == 0)
+		return 0;
+	errno = EDEADLK;
+	return -1;
+}
+
+int poll(struct pollfd *fds, nfds_t nfds, int timeout)
+{
+	static poll_fn real;
+	int n, k;
+	if (!real)
+		real = (poll_fn)real_fn("poll");
+	n = real(fds, nfds, 0);
+	if (n != 0 || timeout == 0)
+		return n;
+	k = advance(timeout > 0 ? (long long)timeout * 1000LL : -1);
+	if (k == 1)
+		return real(fds, nfds, 0);
+	if (k == 0)
+		return 0;
+	errno = EDEADLK;
+	return -1;
+}
+
+static void close_window(void)
+{
+	if (window_open) {
+		puts("~window-end");
+		window_open = 0;
+	}
+}
+
+int select(int nfds, fd_set *r, fd_set *w, fd_set *x, struct timeval *timeout)
+{
+	static select_fn real;
+	size_t sz = nfds > 0 ? (size_t)howmany(nfds, NFDBITS) * sizeof(fd_mask) : 0;
+	unsigned char *r0 = NULL, *w0 = NULL, *x0 = NULL;
+	struct timeval z = {0, 0};
+	int n, k, blocked = 0;
+	if (!real)
+		real = (select_fn)real_fn("select");
+	close_window();
+	if (sz) {
+		r0 = xmalloc(sz), w0 = xmalloc(sz), x0 = xmalloc(sz);
+		if (r) memcpy(r0, r, sz);
+		if (w) memcpy(w0, w, sz);
+		if (x) memcpy(x0, x, sz);
+	}
+	n = real(nfds, r, w, x, &z);
+	if (n == 0 && !(timeout && timeout->tv_sec == 0 && timeout->tv_usec == 0)) {
+		k = advance(timeout ? (long long)timeout->tv_sec * 1000000LL + timeout->tv_usec : -1);
+		if (k == 1) {
+			if (sz) {
+				if (r) memcpy(r, r0, sz);
+				if (w) memcpy(w, w0, sz);
+				if (x) memcpy(x, x0, sz);
+			}
+			z.tv_sec = 0;
+			z.tv_usec = 0;
+			n = real(nfds, r, w, x, &z);
+		} else if (k < 0) {
+			n = -1;
+			blocked = 1;
+		}
+	}
+	free(r0);
+	free(w0);
+	free(x0);
+	if (n > 0) {
+		/* count the ready socketpair ends; libevent's internal descriptors (the signal pipe)
+		 * cannot change the order of user callbacks (NONDETERMINISM.md §1) */
+		int ready = 0;
+		for (long e = 0; e < nends; e++) {
+			int fd = ends[e].fd;
+			if (fd >= 0 && fd < nfds &&
+			    ((r && FD_ISSET(fd, r)) || (w && FD_ISSET(fd, w)) || (x && FD_ISSET(fd, x))))
+				ready++;
+		}
+		if (ready >= 2) {
+			printf("~window %d\n", ready);
+			window_open = 1;
+		}
+	}
+	if (blocked)
+		errno = EDEADLK;
+	return n;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Reading the IR                                                                             */
+
+static int unhex(int c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+	     : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* Parses a quoted string at *p (pointing at the opening quote). */
+static unsigned char *parse_str(const char **p, size_t *len, long lineno)
+{
+	const char *q = *p + 1;
+	unsigned char *out = xmalloc(strlen(q) + 1);
+	size_t n = 0;
+	for (;;) {
+		int c = (unsigned char)*q++;
+		if (c == 0 || c == '\n')
+			die(2, "IR line %ld: unterminated string", lineno);
+		if (c == '"')
+			break;
+		if (c == '\\') {
+			int e = (unsigned char)*q++;
+			switch (e) {
+			case 'n': c = '\n'; break;
+			case 'r': c = '\r'; break;
+			case 't': c = '\t'; break;
+			case '0': c = 0; break;
+			case '\\': c = '\\'; break;
+			case '"': c = '"'; break;
+			case 'x': {
+				int h = unhex((unsigned char)q[0]), l = h < 0 ? -1 : unhex((unsigned char)q[1]);
+				if (h < 0 || l < 0)
+					die(2, "IR line %ld: bad \\x escape", lineno);
+				c = h * 16 + l;
+				q += 2;
+				break;
+			}
+			default:
+				die(2, "IR line %ld: unknown escape", lineno);
+			}
+		}
+		out[n++] = (unsigned char)c;
+	}
+	out[n] = 0;
+	*len = n;
+	*p = q;
+	return out;
+}
+
+static void read_ir(FILE *f)
+{
+	char *line = NULL;
+	size_t cap = 0, alloc = 0;
+	long lineno = 1;
+	if (getline(&line, &cap, f) < 0 || strcmp(line, "evloop-ir 1\n") != 0)
+		die(2, "the IR must start with the line 'evloop-ir 1'");
+	while (getline(&line, &cap, f) >= 0) {
+		const char *p = line;
+		char *endp;
+		char opname[32];
+		int w = 0, op, na = 0, ns = 0;
+		long idx;
+		struct ins *in;
+		lineno++;
+		if ((size_t)nprog == alloc) {
+			alloc = alloc ? alloc * 2 : 64;
+			prog = realloc(prog, alloc * sizeof *prog);
+			if (!prog)
+				die(2, "out of memory");
+		}
+		in = &prog[nprog];
+		memset(in, 0, sizeof *in);
+		idx = strtol(p, &endp, 10);
+		if (endp == p || idx != nprog)
+			die(2, "IR line %ld: expected index %ld", lineno, nprog);
+		p = endp;
+		while (*p == ' ')
+			p++;
+		while (*p && *p != ' ' && *p != '\n' && w < 31)
+			opname[w++] = *p++;
+		opname[w] = 0;
+		for (op = 0; op < OP__COUNT; op++)
+			if (!strcmp(opcodes[op].name, opname))
+				break;
+		if (op == OP__COUNT)
+			die(2, "IR line %ld: unknown opcode '%s'", lineno, opname);
+		in->op = op;
+		for (const char *sig = opcodes[op].sig; *sig; sig++) {
+			while (*p == ' ')
+				p++;
+			if (*sig == 'i') {
+				long long v = strtoll(p, &endp, 10);
+				if (endp == p)
+					die(2, "IR line %ld: expected an integer", lineno);
+				in->a[na++] = v;
+				p = endp;
+			} else {
+				if (*p != '"')
+					die(2, "IR line %ld: expected a string", lineno);
+				in->s[ns] = parse_str(&p, &in->sl[ns], lineno);
+				ns++;
+			}
+		}
+		while (*p == ' ')
+			p++;
+		if (*p != '\n' && *p != 0)
+			die(2, "IR line %ld: trailing text", lineno);
+		nprog++;
+	}
+	free(line);
+}
+
+static void check_range(long long start, long long count, long hdr)
+{
+	if (start <= hdr || count < 0 || start + count > nprog)
+		die(2, "code range %lld+%lld out of bounds", start, count);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+static void log_to_stderr(int severity, const char *msg)
+{
+	(void)severity;
+	fprintf(stderr, "libevent: %s\n", msg);
+}
+
+int main(int argc, char **argv)
+{
+	static const char *const methods[] = {"epoll", "poll", "select"};
+	FILE *in = stdin;
+	long hdr = -1;
+	int ok = 0;
+
+	if (argc < 2 || argc > 3)
+		die(2, "usage: player epoll|poll|select [IR-FILE]");
+	method = argv[1];
+	for (int i = 0; i < 3; i++)
+		ok |= !strcmp(method, methods[i]);
+	if (!ok)
+		die(2, "unknown method '%s' (epoll, poll or select)", method);
+	if (argc == 3 && !(in = fopen(argv[2], "r")))
+		die(2, "cannot open %s", argv[2]);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	signal(SIGPIPE, SIG_IGN);
+	for (size_t i = 0; i < sizeof signals_ / sizeof signals_[0]; i++)
+		signal(signals_[i].num, SIG_IGN);
+	event_set_log_callback(log_to_stderr);
+
+	read_ir(in);
+	for (long i = 0; i < nprog; i++)
+		if (prog[i].op == OP_MAIN) {
+			hdr = i;
+			break;
+		}
+	if (nprog == 0 || prog[0].op != OP_BASE || hdr < 0)
+		die(2, "the IR must start with 'base' and have a 'main' directive");
+	for (long i = 0; i < nprog; i++) {
+		int op = prog[i].op;
+		if ((i <= hdr) != (op <= OP_MAIN))
+			die(2, "IR instruction %ld: directives and code are mixed", i);
+		if (op == OP_BODY)
+			nbodies++;
+		else if (op == OP_PAIR)
+			nends += 2;
+		else if (op == OP_COMMON)
+			ncommons++;
+		else if (op == OP_AT)
+			nats++;
+	}
+	bodies = xmalloc(sizeof *bodies * (size_t)nbodies);
+	evs = xmalloc(sizeof *evs * (size_t)nbodies);
+	ends = xmalloc(sizeof *ends * (size_t)nends);
+	commons = xmalloc(sizeof *commons * (size_t)ncommons);
+	ats = xmalloc(sizeof *ats * (size_t)nats);
+
+	/* operand checks of the code */
+	for (long i = hdr + 1; i < nprog; i++) {
+		const struct ins *c = &prog[i];
+		switch (c->op) {
+		case OP_ADD: case OP_ADD_TV: case OP_ADD_COMMON: case OP_DEL: case OP_ACTIVE:
+		case OP_PRIORITY_SET: case OP_REMOVE_TIMER: case OP_FREE: case OP_NEW:
+		case OP_PRINT_EVENT: case OP_ONCE: case OP_ONCE_TV:
+			if (c->a[0] < 0 || c->a[0] >= nbodies)
+				die(2, "IR instruction %ld: no event or body %lld", i, c->a[0]);
+			if (c->op == OP_ADD_COMMON && (c->a[1] < 0 || c->a[1] >= ncommons))
+				die(2, "IR instruction %ld: no common timeout %lld", i, c->a[1]);
+			if ((c->op == OP_ONCE || c->op == OP_ONCE_TV) && !(c->a[2] & EV_SIGNAL) &&
+			    (c->a[1] < -1 || c->a[1] >= nends))
+				die(2, "IR instruction %ld: no end %lld", i, c->a[1]);
+			break;
+		case OP_WRITE: case OP_WRITE_FILL: case OP_READ: case OP_DRAIN: case OP_FILL: case OP_SHUTDOWN:
+		case OP_CLOSE:
+			if (c->a[0] < 0 || c->a[0] >= nends)
+				die(2, "IR instruction %ld: no end %lld", i, c->a[0]);
+			if ((c->op == OP_WRITE_FILL || c->op == OP_READ) && (c->a[1] < 1 || c->a[1] > 1 << 20))
+				die(2, "IR instruction %ld: bad byte count", i);
+			break;
+		default:
+			break;
+		}
+	}
+
+	/* directives, in order */
+	{
+		const long long *b = prog[0].a;
+		struct event_config *cfg = event_config_new();
+		for (int i = 0; i < 3; i++)
+			if (strcmp(methods[i], method))
+				event_config_avoid_method(cfg, methods[i]);
+		event_config_set_flag(cfg, EVENT_BASE_FLAG_IGNORE_ENV | (int)b[0]);
+		if (b[1] >= 0 || b[2] >= 0) {
+			struct timeval tv = us_tv(b[1]);
+			event_config_set_max_dispatch_interval(cfg, b[1] >= 0 ? &tv : NULL, (int)b[2], (int)b[3]);
+		}
+		base = event_base_new_with_config(cfg);
+		event_config_free(cfg);
+		if (!base)
+			die(3, "event_base_new_with_config failed for method %s", method);
+		if (strcmp(event_base_get_method(base), method))
+			die(3, "asked for %s, libevent chose %s", method, event_base_get_method(base));
+		if (event_base_priority_init(base, (int)b[4]) != 0)
+			die(3, "event_base_priority_init(%lld) failed", b[4]);
+	}
+	puts("# evloop-trace v1");
+	{
+		long nb = 0, ne = 0, nc = 0, na = 0;
+		for (long i = 1; i < hdr; i++) {
+			struct ins *d = &prog[i];
+			switch (d->op) {
+			case OP_BODY:
+				if (d->a[0] != nb)
+					die(2, "body %lld out of order", d->a[0]);
+				check_range(d->a[1], d->a[2], hdr);
+				bodies[nb].name = (char *)d->s[0];
+				bodies[nb].start = d->a[1];
+				bodies[nb].count = d->a[2];
+				nb++;
+				break;
+			case OP_PAIR: {
+				int sv[2];
+				if (d->a[0] != ne || d->a[1] != ne + 1)
+					die(2, "pair ends out of order");
+				if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
+					die(3, "socketpair: %s", strerror(errno));
+				evutil_make_socket_nonblocking(sv[0]);
+				evutil_make_socket_nonblocking(sv[1]);
+				ends[ne].name = (char *)d->s[0];
+				ends[ne].fd = sv[0];
+				ends[ne + 1].name = (char *)d->s[1];
+				ends[ne + 1].fd = sv[1];
+				ne += 2;
+				break;
+			}
+			case OP_EVENT: {
+				struct ev *v;
+				if (d->a[0] < 0 || d->a[0] >= nb)
+					die(2, "event %lld: its body must come first", d->a[0]);
+				if (!(d->a[2] & EV_SIGNAL) && (d->a[1] < -1 || d->a[1] >= ne))
+					die(2, "event %lld: no end %lld", d->a[0], d->a[1]);
+				v = &evs[d->a[0]];
+				v->decl = 1;
+				v->arg = d->a[1];
+				v->flags = (short)d->a[2];
+				v->prio = d->a[3];
+				v->e = new_event((long)d->a[0]);
+				if (v->prio >= 0 && event_priority_set(v->e, (int)v->prio) != 0)
+					tr("priority_set %s %lld rc=-1", bodies[d->a[0]].name, v->prio);
+				break;
+			}
+			case OP_COMMON: {
+				struct timeval tv = us_tv(d->a[1]);
+				if (d->a[0] != nc)
+					die(2, "common %lld out of order", d->a[0]);
+				commons[nc].name = (char *)d->s[0];
+				commons[nc].tv = event_base_init_common_timeout(base, &tv);
+				if (!commons[nc].tv)
+					die(3, "event_base_init_common_timeout failed");
+				tr("common %s idx=%d", commons[nc].name, (int)((commons[nc].tv->tv_usec >> 20) & 0xff));
+				nc++;
+				break;
+			}
+			case OP_AT:
+				check_range(d->a[1], d->a[2], hdr);
+				ats[na].time = d->a[0];
+				ats[na].start = d->a[1];
+				ats[na].count = d->a[2];
+				na++;
+				break;
+			default:
+				die(2, "IR instruction %ld: unexpected directive", i);
+			}
+		}
+		/* outside inputs in time order, then IR order (stable insertion sort) */
+		for (long i = 1; i < nats; i++) {
+			struct at t = ats[i];
+			long j = i;
+			while (j > 0 && ats[j - 1].time > t.time) {
+				ats[j] = ats[j - 1];
+				j--;
+			}
+			ats[j] = t;
+		}
+	}
+	for (long i = 0; i < nbodies; i++)
+		if (!evs[i].decl)
+			evs[i].e = NULL;
+	check_range(prog[hdr].a[0], prog[hdr].a[1], hdr);
+	run_range(prog[hdr].a[0], prog[hdr].a[1], 0);
+	close_window();
+	tr("end");
+	for (long i = 0; i < nbodies; i++)
+		if (evs[i].e)
+			event_free(evs[i].e);
+	event_base_free(base);
+	fflush(stdout);
+	return 0;
+}

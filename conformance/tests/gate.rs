@@ -1,0 +1,252 @@
+//! The gate can fail: a fixture with one changed line fails the comparison with a readable
+//! diff, and `record --check` fails when a committed fixture is changed. Tests that need
+//! libevent and a C compiler fail when CI=true and they are missing, and are skipped otherwise.
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use evloop_conformance::check::{self, Dispatch, Outcome, Runner};
+use evloop_conformance::player::Player;
+use evloop_conformance::{fixture, record};
+
+fn player_or_skip(test: &str) -> Option<Player> {
+    match Player::build() {
+        Ok(p) => Some(p),
+        Err(e) => {
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!("{test}: libevent-dev and a C compiler are required on CI: {e}");
+            }
+            eprintln!("skipping {test}: {e}");
+            None
+        }
+    }
+}
+
+fn corpus_file(name: &str) -> std::path::PathBuf {
+    evloop_conformance::default_scenarios_dir().join(format!("{name}.scn"))
+}
+
+#[test]
+fn every_scenario_has_its_three_fixtures() {
+    let corpus = check::load_dir(&evloop_conformance::default_scenarios_dir())
+        .unwrap_or_else(|e| panic!("{}", e.join("\n")));
+    let dir = evloop_conformance::default_fixtures_dir();
+    for sc in &corpus {
+        for m in fixture::LIBEVENT_METHODS {
+            let backend = format!("libevent-{m}");
+            let f = fixture::read(&fixture::path(&dir, &sc.name, &backend))
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(f.source, format!("conformance/scenarios/{}.scn", sc.name));
+            assert_eq!(f.expression, backend);
+            assert!(
+                f.trace.starts_with("# evloop-trace v1\n"),
+                "{}@{backend}",
+                sc.name
+            );
+            assert!(f.trace.ends_with(" end"), "{}@{backend}", sc.name);
+        }
+    }
+}
+
+/// Replays a fixed trace for every scenario: stands in for a backend.
+struct Canned(String);
+
+impl Runner for Canned {
+    fn handles(&self, _: &str) -> bool {
+        true
+    }
+    fn run(&self, _: &check::Loaded, _: &str) -> Result<String, String> {
+        Ok(self.0.clone())
+    }
+}
+
+#[test]
+fn one_changed_line_fails_check_with_a_readable_diff() {
+    let name = "regress_loopexit";
+    let sc = check::load(&corpus_file(name)).unwrap();
+    let real = fixture::read(&fixture::path(
+        &evloop_conformance::default_fixtures_dir(),
+        name,
+        "libevent-epoll",
+    ))
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // the committed trace passes
+    fs::write(
+        fixture::path(dir.path(), name, "libevent-epoll"),
+        fixture::render(name, "libevent-epoll", &real.trace),
+    )
+    .unwrap();
+    let runner = Dispatch(vec![Box::new(Canned(real.trace.clone()))]);
+    let m = check::run_matrix(
+        std::slice::from_ref(&sc),
+        &["epoll".to_string()],
+        &runner,
+        dir.path(),
+    );
+    assert!(m.all_pass(), "{}", m.render());
+    // one changed line in the fixture fails
+    let changed = real
+        .trace
+        .replace("300000 loop-end rc=0", "300000 loop-end rc=1");
+    assert_ne!(changed, real.trace);
+    fs::write(
+        fixture::path(dir.path(), name, "libevent-epoll"),
+        fixture::render(name, "libevent-epoll", &changed),
+    )
+    .unwrap();
+    let m = check::run_matrix(
+        std::slice::from_ref(&sc),
+        &["epoll".to_string()],
+        &runner,
+        dir.path(),
+    );
+    assert!(!m.all_pass());
+    let text = m.render();
+    assert!(
+        text.contains("regress_loopexit  FAIL") || text.contains("FAIL"),
+        "{text}"
+    );
+    assert!(
+        text.contains("first difference at line 5 of the trace: lines differ"),
+        "{text}"
+    );
+    assert!(text.contains("(- libevent fixture, + epoll)"), "{text}");
+    assert!(text.contains(" -     5  300000 loop-end rc=1"), "{text}");
+    assert!(text.contains(" +     5  300000 loop-end rc=0"), "{text}");
+    assert!(text.contains("       4  0 loop flags=0"), "{text}");
+    let junit = m.junit();
+    assert!(
+        junit.contains(
+            "<failure message=\"differs from regress_loopexit@libevent-epoll.snap at line 5\">"
+        ),
+        "{junit}"
+    );
+    match &m.cells[0].outcome {
+        Outcome::Fail(mm) => assert_eq!(mm.line, 5),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn copy_scenarios(dir: &Path, names: &[&str]) {
+    for n in names {
+        fs::copy(corpus_file(n), dir.join(format!("{n}.scn"))).unwrap();
+    }
+}
+
+#[test]
+fn record_check_fails_when_a_fixture_is_changed() {
+    let Some(_) = player_or_skip("record_check_fails_when_a_fixture_is_changed") else {
+        return;
+    };
+    let scen = tempfile::tempdir().unwrap();
+    let fx = tempfile::tempdir().unwrap();
+    copy_scenarios(scen.path(), &["regress_loopexit", "signal_ncalls"]);
+    let evconform = env!("CARGO_BIN_EXE_evconform");
+    let run = |args: &[&str]| {
+        Command::new(evconform)
+            .args(args)
+            .arg("--scenarios")
+            .arg(scen.path())
+            .arg("--fixtures")
+            .arg(fx.path())
+            .output()
+            .unwrap()
+    };
+    let out = run(&["record"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(fs::read_dir(fx.path()).unwrap().count(), 6);
+    let out = run(&["record", "--check"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // change one line of one fixture
+    let p = fixture::path(fx.path(), "signal_ncalls", "libevent-poll");
+    let text = fs::read_to_string(&p).unwrap();
+    fs::write(&p, text.replace("0 cb s #2 S", "0 cb s #2 R")).unwrap();
+    let out = run(&["record", "--check"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("signal_ncalls@libevent-poll.snap: differs from what libevent records now"),
+        "{err}"
+    );
+    assert!(
+        err.contains("first difference at line 6 of the trace: lines differ"),
+        "{err}"
+    );
+    assert!(err.contains(" -     6  0 cb s #2 R"), "{err}");
+    assert!(err.contains(" +     6  0 cb s #2 S"), "{err}");
+    assert!(
+        err.contains("(- committed fixture, + libevent now)"),
+        "{err}"
+    );
+    // a missing fixture and a stale one fail too
+    fs::write(&p, text).unwrap();
+    fs::remove_file(fixture::path(
+        fx.path(),
+        "regress_loopexit",
+        "libevent-select",
+    ))
+    .unwrap();
+    fs::write(
+        fixture::path(fx.path(), "gone", "libevent-epoll"),
+        fixture::render("gone", "libevent-epoll", "# evloop-trace v1\n0 end"),
+    )
+    .unwrap();
+    let out = run(&["record", "--check"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("regress_loopexit@libevent-select.snap: missing"),
+        "{err}"
+    );
+    assert!(err.contains("gone@libevent-epoll.snap: stale"), "{err}");
+}
+
+#[test]
+fn the_player_is_deterministic() {
+    let Some(player) = player_or_skip("the_player_is_deterministic") else {
+        return;
+    };
+    for name in [
+        "io_many_ready_scan_order",
+        "io_poll_scan_repeated",
+        "signal_lost_while_active",
+        "persist_missed_deadlines",
+        "regress_nonpersist_readd",
+    ] {
+        let sc = check::load(&corpus_file(name)).unwrap();
+        let ir = sc.ir.to_text();
+        for m in fixture::LIBEVENT_METHODS {
+            let a = player.run(m, &ir).unwrap();
+            let b = player.run(m, &ir).unwrap();
+            assert_eq!(a, b, "{name} on {m}");
+            assert!(a.starts_with("# evloop-trace v1\n"));
+        }
+    }
+}
+
+#[test]
+fn the_player_matches_the_committed_fixtures() {
+    let Some(player) = player_or_skip("the_player_matches_the_committed_fixtures") else {
+        return;
+    };
+    let corpus = check::load_dir(&evloop_conformance::default_scenarios_dir())
+        .unwrap_or_else(|e| panic!("{}", e.join("\n")));
+    match record::record_check(
+        &corpus,
+        &player,
+        &evloop_conformance::default_fixtures_dir(),
+    ) {
+        Ok(n) => assert_eq!(n, corpus.len() * 3),
+        Err(problems) => panic!("{}", problems.join("\n\n")),
+    }
+}
