@@ -1,0 +1,543 @@
+//! `evbench`: evloop's benchmarks, side by side with libevent and a bare epoll loop, in one run.
+//!
+//! Every figure is a ratio measured in the same process run (BENCHMARKS.md): absolute times are
+//! noisy on shared machines. The C programs in `bench/c/` are built with the system C compiler
+//! at start (libevent side: `-levent`).
+//!
+//! - `dispatch`: libevent's `test/bench.c` method (n socketpairs with persistent read events, a
+//!   active writers n/a apart, w writes in a 1-byte token ring, timed ONCE|NONBLOCK loop).
+//! - `timers`: add and fire timers with spread and with equal deadlines; add/delete churn.
+//! - `memory`: resident bytes per added event.
+//!
+//! This is the one place in the workspace that reads the wall clock, to time runs.
+#![forbid(unsafe_code)]
+#![allow(clippy::disallowed_methods)] // benchmarks measure wall time on purpose
+
+use std::cell::Cell;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use evloop::backend::{EpollBackend, MioBackend, PollBackend, SelectBackend};
+use evloop::{Backend, Base, Events, LoopFlags};
+
+#[derive(Parser)]
+#[command(about = "evloop benchmarks side by side with libevent (ratios from one run)")]
+struct Cli {
+    #[command(subcommand)]
+    what: Option<What>,
+    /// A quick smoke run: small sizes, few runs (proves the programs work; not a measurement).
+    #[arg(long, global = true)]
+    quick: bool,
+}
+
+#[derive(Subcommand, Clone, Copy, PartialEq, Eq)]
+enum What {
+    /// Everything below.
+    All,
+    /// The bench.c token ring on every backend, libevent and the bare epoll floor.
+    Dispatch,
+    /// Timer add/fire and add/delete churn.
+    Timers,
+    /// Resident bytes per added event.
+    Memory,
+}
+
+const LIBEVENT_SRC: &str = include_str!("../c/libevent_bench.c");
+const FLOOR_SRC: &str = include_str!("../c/epoll_floor.c");
+
+struct Programs {
+    _dir: tempfile::TempDir,
+    libevent: PathBuf,
+    floor: PathBuf,
+}
+
+fn build(dir: &Path, name: &str, src: &str, libs: &[&str]) -> Result<PathBuf, String> {
+    let c = dir.join(format!("{name}.c"));
+    std::fs::write(&c, src).map_err(|e| e.to_string())?;
+    let exe = dir.join(name);
+    let out = Command::new("cc")
+        .args(["-O2", "-o"])
+        .arg(&exe)
+        .arg(&c)
+        .args(libs)
+        .output()
+        .map_err(|e| format!("cc: {e} (install a C compiler)"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "building {name} failed (is libevent-dev installed?):\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(exe)
+}
+
+fn programs() -> Result<Programs, String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    Ok(Programs {
+        libevent: build(dir.path(), "libevent_bench", LIBEVENT_SRC, &["-levent"])?,
+        floor: build(dir.path(), "epoll_floor", FLOOR_SRC, &[])?,
+        _dir: dir,
+    })
+}
+
+fn run_c(exe: &Path, args: &[String]) -> Result<String, String> {
+    let out = Command::new(exe)
+        .args(args)
+        .output()
+        .map_err(|e| format!("{}: {e}", exe.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{} {:?} failed: {}",
+            exe.display(),
+            args,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Per-run samples: (elapsed µs, callbacks).
+type Samples = Vec<(f64, u64)>;
+
+fn parse_samples(s: &str) -> Samples {
+    s.lines()
+        .filter_map(|l| {
+            let mut it = l.split_whitespace();
+            Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+        })
+        .collect()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v[v.len() / 2]
+}
+
+// ---- dispatch ------------------------------------------------------------------------------
+
+struct Ring {
+    count: Cell<u64>,
+    fired: Cell<u64>,
+    writes: Cell<u64>,
+    pipes: Vec<(i32, i32)>,
+}
+
+/// libevent's bench.c `run_once`, `runs` times, on one evloop backend.
+fn dispatch_evloop<B: Backend + 'static>(
+    backend: B,
+    n: usize,
+    a: usize,
+    w: usize,
+    runs: usize,
+) -> Result<Samples, String> {
+    let mut base = Base::new(backend);
+    let mut pipes = Vec::with_capacity(n);
+    for _ in 0..n {
+        pipes.push(
+            base.backend_mut()
+                .socketpair()
+                .map_err(|e| format!("socketpair: {e}"))?,
+        );
+    }
+    let ring = Rc::new(Ring {
+        count: Cell::new(0),
+        fired: Cell::new(0),
+        writes: Cell::new(0),
+        pipes,
+    });
+    let mut events = Vec::with_capacity(n);
+    for i in 0..n {
+        let r = ring.clone();
+        let fd = r.pipes[i].0;
+        let e = base
+            .event_new(fd, Events::READ | Events::PERSIST, move |b, _, _| {
+                let mut ch = [0u8; 1];
+                if let Ok(k) = b.backend_mut().read(fd, &mut ch) {
+                    r.count.set(r.count.get() + k as u64);
+                }
+                if r.writes.get() > 0 {
+                    let widx = if i + 1 >= n { i + 1 - n } else { i + 1 };
+                    let _ = b.backend_mut().write(r.pipes[widx].1, b"e");
+                    r.writes.set(r.writes.get() - 1);
+                    r.fired.set(r.fired.get() + 1);
+                }
+            })
+            .map_err(|e| e.to_string())?;
+        events.push(e);
+    }
+    let once_nb = LoopFlags::ONCE | LoopFlags::NONBLOCK;
+    let mut out = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        for &e in &events {
+            let _ = base.del(e);
+            base.add(e, None).map_err(|e| e.to_string())?;
+        }
+        base.run(once_nb).map_err(|e| e.to_string())?;
+        ring.fired.set(0);
+        let space = n / a;
+        for i in 0..a {
+            let _ = base.backend_mut().write(ring.pipes[i * space].1, b"e");
+            ring.fired.set(ring.fired.get() + 1);
+        }
+        ring.count.set(0);
+        ring.writes.set(w as u64);
+        let t0 = Instant::now();
+        loop {
+            base.run(once_nb).map_err(|e| e.to_string())?;
+            if ring.count.get() == ring.fired.get() {
+                break;
+            }
+        }
+        out.push((t0.elapsed().as_secs_f64() * 1e6, ring.count.get()));
+    }
+    for (a, b) in &ring.pipes {
+        let _ = base.backend_mut().close(*a);
+        let _ = base.backend_mut().close(*b);
+    }
+    Ok(out)
+}
+
+struct Row {
+    config: String,
+    who: String,
+    median_us: f64,
+    ns_per_event: f64,
+    vs_libevent: Option<f64>,
+    vs_floor: Option<f64>,
+}
+
+fn print_rows(title: &str, rows: &[Row]) {
+    println!("\n### {title}\n");
+    println!("| config | implementation | median µs/run | ns/event | ÷ libevent | ÷ floor |");
+    println!("|---|---|---:|---:|---:|---:|");
+    for r in rows {
+        let f = |x: Option<f64>| x.map_or("".to_string(), |v| format!("{v:.2}"));
+        println!(
+            "| {} | {} | {:.0} | {:.0} | {} | {} |",
+            r.config,
+            r.who,
+            r.median_us,
+            r.ns_per_event,
+            f(r.vs_libevent),
+            f(r.vs_floor)
+        );
+    }
+}
+
+fn dispatch(p: &Programs, quick: bool) -> Result<(), String> {
+    let runs = if quick { 3 } else { 25 };
+    let sizes: &[usize] = if quick { &[100] } else { &[100, 1000, 9000] };
+    let mut rows = Vec::new();
+    for &n in sizes {
+        for a in [1usize, 100] {
+            let w = if quick { n } else { n.max(1000) };
+            let config = format!("n={n} a={a} w={w}");
+            let args = |m: &str| {
+                vec![
+                    "dispatch".into(),
+                    m.into(),
+                    n.to_string(),
+                    a.to_string(),
+                    w.to_string(),
+                    runs.to_string(),
+                ]
+            };
+            let floor = parse_samples(&run_c(
+                &p.floor,
+                &[
+                    n.to_string(),
+                    a.to_string(),
+                    w.to_string(),
+                    runs.to_string(),
+                ],
+            )?);
+            let floor_med = median(floor.iter().map(|s| s.0).collect());
+            let events = floor.first().map_or(1, |s| s.1).max(1);
+            rows.push(Row {
+                config: config.clone(),
+                who: "bare epoll (floor)".into(),
+                median_us: floor_med,
+                ns_per_event: floor_med * 1000.0 / events as f64,
+                vs_libevent: None,
+                vs_floor: Some(1.0),
+            });
+            let select_ok = 2 * n + 16 < 1024;
+            let mut lib_med = std::collections::BTreeMap::new();
+            for m in ["epoll", "poll", "select"] {
+                if m == "select" && !select_ok {
+                    continue;
+                }
+                let s = parse_samples(&run_c(&p.libevent, &args(m))?);
+                let med = median(s.iter().map(|x| x.0).collect());
+                lib_med.insert(m, med);
+                rows.push(Row {
+                    config: config.clone(),
+                    who: format!("libevent {m}"),
+                    median_us: med,
+                    ns_per_event: med * 1000.0 / events as f64,
+                    vs_libevent: Some(1.0),
+                    vs_floor: Some(med / floor_med),
+                });
+            }
+            for b in ["epoll", "poll", "select", "mio"] {
+                if b == "select" && !select_ok {
+                    continue;
+                }
+                let s = match b {
+                    "epoll" => dispatch_evloop(
+                        EpollBackend::new().map_err(|e| e.to_string())?,
+                        n,
+                        a,
+                        w,
+                        runs,
+                    )?,
+                    "poll" => dispatch_evloop(
+                        PollBackend::new().map_err(|e| e.to_string())?,
+                        n,
+                        a,
+                        w,
+                        runs,
+                    )?,
+                    "select" => dispatch_evloop(
+                        SelectBackend::new().map_err(|e| e.to_string())?,
+                        n,
+                        a,
+                        w,
+                        runs,
+                    )?,
+                    _ => dispatch_evloop(
+                        MioBackend::new().map_err(|e| e.to_string())?,
+                        n,
+                        a,
+                        w,
+                        runs,
+                    )?,
+                };
+                if s.iter().any(|x| x.1 != events) {
+                    return Err(format!(
+                        "evloop {b}: callback count differs from the floor's {events}"
+                    ));
+                }
+                let med = median(s.iter().map(|x| x.0).collect());
+                let lib = lib_med.get(if b == "mio" { "epoll" } else { b }).copied();
+                rows.push(Row {
+                    config: config.clone(),
+                    who: format!("evloop {b}"),
+                    median_us: med,
+                    ns_per_event: med * 1000.0 / events as f64,
+                    vs_libevent: lib.map(|l| med / l),
+                    vs_floor: Some(med / floor_med),
+                });
+            }
+        }
+    }
+    print_rows(
+        &format!("dispatch (bench.c method, {runs} runs, median)"),
+        &rows,
+    );
+    Ok(())
+}
+
+// ---- timers --------------------------------------------------------------------------------
+
+/// The same LCG as libevent_bench.c, so both sides draw the same offsets.
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self) -> u32 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) as u32
+    }
+}
+
+fn timers_evloop(n: usize, kind: &str) -> Result<f64, String> {
+    let mut base = Base::new(EpollBackend::new().map_err(|e| e.to_string())?);
+    let fired = Rc::new(Cell::new(0usize));
+    let mut ev = Vec::with_capacity(n);
+    for _ in 0..n {
+        let f = fired.clone();
+        ev.push(
+            base.timer_new(move |_, _, _| f.set(f.get() + 1))
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    let mut rng = Lcg(42);
+    let t0 = Instant::now();
+    if kind == "churn" {
+        for &e in &ev {
+            base.add(
+                e,
+                Some(Duration::from_secs(10 + u64::from(rng.next() % 1000))),
+            )
+            .map_err(|e| e.to_string())?;
+        }
+        for _ in 0..4 {
+            for &e in &ev {
+                let tv = Duration::from_secs(10 + u64::from(rng.next() % 1000));
+                if rng.next() & 1 == 1 {
+                    base.del(e).map_err(|e| e.to_string())?;
+                } else {
+                    base.add(e, Some(tv)).map_err(|e| e.to_string())?;
+                }
+            }
+        }
+        for &e in &ev {
+            base.del(e).map_err(|e| e.to_string())?;
+        }
+    } else {
+        for &e in &ev {
+            let us = if kind == "spread" {
+                u64::from(rng.next() % 1000)
+            } else {
+                0
+            };
+            base.add(e, Some(Duration::from_micros(us)))
+                .map_err(|e| e.to_string())?;
+        }
+        base.dispatch().map_err(|e| e.to_string())?;
+        if fired.get() != n {
+            return Err(format!("fired {} of {n}", fired.get()));
+        }
+    }
+    Ok(t0.elapsed().as_secs_f64() * 1e6)
+}
+
+fn timers(p: &Programs, quick: bool) -> Result<(), String> {
+    let n = if quick { 10_000 } else { 1_000_000 };
+    let reps = if quick { 1 } else { 5 };
+    let mut rows = Vec::new();
+    for kind in ["spread", "equal", "churn"] {
+        let mut lib = Vec::new();
+        let mut ours = Vec::new();
+        for _ in 0..reps {
+            let out = run_c(
+                &p.libevent,
+                &["timers".into(), "epoll".into(), n.to_string(), kind.into()],
+            )?;
+            lib.push(out.trim().parse::<f64>().map_err(|e| e.to_string())?);
+            ours.push(timers_evloop(n, kind)?);
+        }
+        let (l, o) = (median(lib), median(ours));
+        let ops = if kind == "churn" { n * 6 } else { n };
+        let config = format!("{kind} n={n}");
+        rows.push(Row {
+            config: config.clone(),
+            who: "libevent epoll".into(),
+            median_us: l,
+            ns_per_event: l * 1000.0 / ops as f64,
+            vs_libevent: Some(1.0),
+            vs_floor: None,
+        });
+        rows.push(Row {
+            config,
+            who: "evloop epoll".into(),
+            median_us: o,
+            ns_per_event: o * 1000.0 / ops as f64,
+            vs_libevent: Some(o / l),
+            vs_floor: None,
+        });
+    }
+    print_rows(
+        &format!("timers ({reps} runs, median; ns per timer operation)"),
+        &rows,
+    );
+    Ok(())
+}
+
+// ---- memory --------------------------------------------------------------------------------
+
+fn rss_bytes() -> Result<u64, String> {
+    let s = std::fs::read_to_string("/proc/self/statm").map_err(|e| e.to_string())?;
+    let resident: u64 = s
+        .split_whitespace()
+        .nth(1)
+        .and_then(|x| x.parse().ok())
+        .ok_or("bad /proc/self/statm")?;
+    Ok(resident * 4096)
+}
+
+fn memory(p: &Programs, quick: bool) -> Result<(), String> {
+    let n = if quick { 10_000 } else { 1_000_000 };
+    let lib: f64 = run_c(
+        &p.libevent,
+        &["memory".into(), "epoll".into(), n.to_string()],
+    )?
+    .trim()
+    .parse()
+    .map_err(|e: std::num::ParseFloatError| e.to_string())?;
+    // Measured in a child process of our own, so earlier benchmarks' memory does not count.
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let out = Command::new(exe)
+        .env("EVBENCH_MEMORY_CHILD", n.to_string())
+        .output()
+        .map_err(|e| e.to_string())?;
+    let ours: f64 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .map_err(|e: std::num::ParseFloatError| format!("memory child: {e}"))?;
+    println!("\n### memory (resident bytes per added timer event, {n} events)\n");
+    println!("| implementation | bytes/event | ÷ libevent |");
+    println!("|---|---:|---:|");
+    println!("| libevent epoll | {lib:.1} | 1.00 |");
+    println!("| evloop epoll | {ours:.1} | {:.2} |", ours / lib);
+    Ok(())
+}
+
+fn memory_child(n: usize) -> Result<(), String> {
+    let mut base = Base::new(EpollBackend::new().map_err(|e| e.to_string())?);
+    let before = rss_bytes()?;
+    for i in 0..n {
+        let e = base.timer_new(|_, _, _| {}).map_err(|e| e.to_string())?;
+        base.add(e, Some(Duration::from_secs(3600 + (i % 1000) as u64)))
+            .map_err(|e| e.to_string())?;
+    }
+    let after = rss_bytes()?;
+    println!("{:.1}", (after - before) as f64 / n as f64);
+    Ok(())
+}
+
+fn main() {
+    if let Ok(n) = std::env::var("EVBENCH_MEMORY_CHILD") {
+        let n = n.parse().unwrap_or(1_000_000);
+        if let Err(e) = memory_child(n) {
+            eprintln!("{e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    let cli = Cli::parse();
+    let what = cli.what.unwrap_or(What::All);
+    let result = programs().and_then(|p| {
+        println!(
+            "evbench: machine {} cores; {}",
+            std::thread::available_parallelism().map_or(0, |n| n.get()),
+            if cli.quick {
+                "quick smoke run (not a measurement)"
+            } else {
+                "full run"
+            }
+        );
+        if matches!(what, What::All | What::Dispatch) {
+            dispatch(&p, cli.quick)?;
+        }
+        if matches!(what, What::All | What::Timers) {
+            timers(&p, cli.quick)?;
+        }
+        if matches!(what, What::All | What::Memory) {
+            memory(&p, cli.quick)?;
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        eprintln!("evbench: {e}");
+        std::process::exit(1);
+    }
+}
