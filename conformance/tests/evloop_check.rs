@@ -1,0 +1,85 @@
+//! `evconform check` inside `cargo test`: every scenario of the corpus on every evloop backend,
+//! compared with the committed libevent fixtures. Needs no libevent, so it also guards machines
+//! without it. Also shows that the gate can fail on a real evloop run: a fixture with one changed
+//! line makes the comparison fail with a readable diff.
+
+use std::fs;
+
+use evloop_conformance::check::{self, Outcome};
+use evloop_conformance::evloop_runner::{evloop_runner, EVLOOP_BACKENDS};
+use evloop_conformance::{default_fixtures_dir, default_scenarios_dir, fixture};
+
+#[test]
+fn every_scenario_passes_on_every_evloop_backend() {
+    let scenarios = check::load_dir(&default_scenarios_dir()).expect("the corpus parses");
+    assert!(
+        scenarios.len() >= 40,
+        "corpus too small: {}",
+        scenarios.len()
+    );
+    let runner = evloop_runner().expect("the evloop runner exists");
+    let backends: Vec<String> = EVLOOP_BACKENDS.iter().map(|b| b.to_string()).collect();
+    let m = check::run_matrix(
+        &scenarios,
+        &backends,
+        runner.as_ref(),
+        &default_fixtures_dir(),
+    );
+    assert_eq!(m.cells.len(), scenarios.len() * backends.len());
+    assert!(m.all_pass(), "{}", m.render());
+}
+
+#[test]
+fn a_changed_fixture_fails_an_evloop_run_with_a_diff() {
+    let name = "timer_heap_ties_8";
+    let scenarios = check::load_dir(&default_scenarios_dir()).expect("the corpus parses");
+    let sc = scenarios
+        .iter()
+        .find(|s| s.name == name)
+        .expect("scenario exists")
+        .clone();
+    let real = fixture::read(&fixture::path(
+        &default_fixtures_dir(),
+        name,
+        "libevent-epoll",
+    ))
+    .expect("fixture exists");
+    // Swap two adjacent callback lines: the heap tie order, the very thing the scenario pins.
+    let lines: Vec<&str> = real.trace.lines().collect();
+    let i = lines
+        .iter()
+        .position(|l| l.contains(" cb "))
+        .expect("has callbacks");
+    let j = i
+        + 1
+        + lines[i + 1..]
+            .iter()
+            .position(|l| l.contains(" cb "))
+            .expect("two callbacks");
+    let mut changed: Vec<&str> = lines.clone();
+    changed.swap(i, j);
+    let changed = changed.join("\n") + "\n";
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(
+        fixture::path(dir.path(), name, "libevent-epoll"),
+        fixture::render(name, "libevent-epoll", &changed),
+    )
+    .unwrap();
+    let runner = evloop_runner().unwrap();
+    let m = check::run_matrix(
+        std::slice::from_ref(&sc),
+        &["epoll".to_string(), "mio".to_string()],
+        runner.as_ref(),
+        dir.path(),
+    );
+    assert!(!m.all_pass());
+    for c in &m.cells {
+        match &c.outcome {
+            Outcome::Fail(mm) => assert_eq!(mm.line, i + 1, "first differing line"),
+            other => panic!("{}: expected a failure, got {other:?}", c.backend),
+        }
+    }
+    let text = m.render();
+    assert!(text.contains("(- libevent fixture, + epoll)"), "{text}");
+    assert!(text.contains("first difference at line"), "{text}");
+}
