@@ -65,7 +65,10 @@ macro_rules! core_suite {
             assert!(b.priority_init(255).is_ok());
             let e = b.timer_new(|_, _, _| {}).unwrap();
             b.active(e, Events::READ, 1).unwrap();
-            assert!(b.priority_set(e, 1).is_err(), "priority_set on an active event");
+            assert!(
+                b.priority_set(e, 1).is_err(),
+                "priority_set on an active event"
+            );
         }
 
         #[test]
@@ -233,7 +236,9 @@ macro_rules! core_suite {
             let l = log.clone();
             let e = b
                 .event_new(-1, Events::PERSIST, move |b, id, w| {
-                    let (p, _) = b.pending(id, Events::READ | Events::WRITE | Events::TIMEOUT).unwrap();
+                    let (p, _) = b
+                        .pending(id, Events::READ | Events::WRITE | Events::TIMEOUT)
+                        .unwrap();
                     l.push(format!("cb({w}) pending={p}"));
                 })
                 .unwrap();
@@ -257,7 +262,12 @@ macro_rules! core_suite {
                 })
                 .unwrap();
             b.active(a, Events::READ, 3).unwrap();
-            assert_eq!(b.pending(a, Events::READ | Events::WRITE | Events::TIMEOUT).unwrap().0, Events::READ);
+            assert_eq!(
+                b.pending(a, Events::READ | Events::WRITE | Events::TIMEOUT)
+                    .unwrap()
+                    .0,
+                Events::READ
+            );
             b.active(a, Events::WRITE, 1).unwrap();
             b.run(LoopFlags::NONBLOCK).unwrap();
             assert_eq!(log.joined(), "A(RW)");
@@ -270,18 +280,34 @@ macro_rules! core_suite {
             let log = Log::default();
             let mut b = base();
             let nop = |_: &mut Base<B>, _: Events| {};
-            assert!(b.once(-1, Events::TIMEOUT | Events::PERSIST, None, nop).is_err());
+            assert!(b
+                .once(-1, Events::TIMEOUT | Events::PERSIST, None, nop)
+                .is_err());
             assert!(b.once(10, Events::SIGNAL, None, nop).is_err());
             assert!(b.once(-1, Events::NONE, None, nop).is_err());
-            for (name, tv) in [("t1ms", Some(ms(1))), ("NULLtv", None), ("zero-tv", Some(ms(0)))] {
+            for (name, tv) in [
+                ("t1ms", Some(ms(1))),
+                ("NULLtv", None),
+                ("zero-tv", Some(ms(0))),
+            ] {
                 let l = log.clone();
-                b.once(-1, Events::TIMEOUT, tv, move |b, w| l.push(format!("{name}({w}){}", at(b))))
-                    .unwrap();
+                b.once(-1, Events::TIMEOUT, tv, move |b, w| {
+                    l.push(format!("{name}({w}){}", at(b)))
+                })
+                .unwrap();
             }
-            assert_eq!(b.num_events(Count::Active), 2, "NULL and zero timeouts are active at once");
+            assert_eq!(
+                b.num_events(Count::Active),
+                2,
+                "NULL and zero timeouts are active at once"
+            );
             b.dispatch().unwrap();
             assert_eq!(log.joined(), "NULLtv(T)@0 zero-tv(T)@0 t1ms(T)@1");
-            assert_eq!(b.num_events(Count::Added), 0, "once-events are freed after they run");
+            assert_eq!(
+                b.num_events(Count::Added),
+                0,
+                "once-events are freed after they run"
+            );
         }
 
         #[test]
@@ -336,7 +362,9 @@ macro_rules! core_suite {
             let log = Log::default();
             let mut b = base();
             let l = log.clone();
-            let s = b.signal_new(12, move |_, _, w| l.push(format!("s({w})"))).unwrap();
+            let s = b
+                .signal_new(12, move |_, _, w| l.push(format!("s({w})")))
+                .unwrap();
             b.active(s, Events::SIGNAL, 3).unwrap();
             b.run(LoopFlags::NONBLOCK).unwrap();
             assert_eq!(log.joined(), "s(S) s(S) s(S)");
@@ -360,7 +388,10 @@ macro_rules! core_suite {
                 .unwrap();
             b.add(e, Some(ms(10))).unwrap();
             b.dispatch().unwrap();
-            assert_eq!(log.joined(), "t(T) pending=0@10 t(T) pending=0@20 t(T) pending=0@30");
+            assert_eq!(
+                log.joined(),
+                "t(T) pending=0@10 t(T) pending=0@20 t(T) pending=0@30"
+            );
         }
 
         // ---- §2 persistent rescheduling (e9, regress persistent_*) ---------------------------
@@ -398,7 +429,9 @@ macro_rules! core_suite {
             let mut b = base();
             let l = log.clone();
             let e = b
-                .event_new(-1, Events::PERSIST, move |b, _, w| l.push(format!("e({w}){}", at(b))))
+                .event_new(-1, Events::PERSIST, move |b, _, w| {
+                    l.push(format!("e({w}){}", at(b)))
+                })
                 .unwrap();
             b.add(e, Some(ms(200))).unwrap();
             b.once(-1, Events::TIMEOUT, Some(ms(100)), move |b, _| {
@@ -416,7 +449,9 @@ macro_rules! core_suite {
             let mut b = base();
             let l = log.clone();
             let e = b
-                .event_new(-1, Events::PERSIST, move |b, _, w| l.push(format!("e({w}){}", at(b))))
+                .event_new(-1, Events::PERSIST, move |b, _, w| {
+                    l.push(format!("e({w}){}", at(b)))
+                })
                 .unwrap();
             b.add(e, Some(ms(100))).unwrap();
             // "sleep 300 ms before dispatch"
@@ -425,7 +460,13 @@ macro_rules! core_suite {
             b.dispatch().unwrap();
             assert_eq!(log.joined(), "e(T)@300");
             // The missed deadline was re-based on now: next at 400, not 200.
-            assert_eq!(b.pending(e, Events::TIMEOUT).unwrap().1.map(|t| t.as_micros()), Some(400_000));
+            assert_eq!(
+                b.pending(e, Events::TIMEOUT)
+                    .unwrap()
+                    .1
+                    .map(|t| t.as_micros()),
+                Some(400_000)
+            );
         }
 
         #[test]
@@ -485,12 +526,18 @@ macro_rules! core_suite {
             let mut b = base();
             let ct = b.init_common_timeout(ms(20)).unwrap();
             assert_eq!(ct.magic_usec(), 0x5000_4e20);
-            assert_eq!(b.init_common_timeout(ms(20)).unwrap(), ct, "same duration, same handle");
+            assert_eq!(
+                b.init_common_timeout(ms(20)).unwrap(),
+                ct,
+                "same duration, same handle"
+            );
             let ct2 = b.init_common_timeout(ms(200)).unwrap();
             assert_eq!(ct2.magic_usec(), 200_000 | 0x5010_0000);
             for i in 0..16 {
                 let l = log.clone();
-                let e = b.timer_new(move |b, _, _| l.push(format!("{i}{}", at(b)))).unwrap();
+                let e = b
+                    .timer_new(move |b, _, _| l.push(format!("{i}{}", at(b))))
+                    .unwrap();
                 b.add_with(e, Some(Timeout::Common(ct))).unwrap();
             }
             b.dispatch().unwrap();
@@ -526,7 +573,10 @@ macro_rules! core_suite {
                 })
                 .unwrap()
             };
-            let c: Vec<_> = ["c1", "c2", "c3"].into_iter().map(|n| mk(&mut b, n)).collect();
+            let c: Vec<_> = ["c1", "c2", "c3"]
+                .into_iter()
+                .map(|n| mk(&mut b, n))
+                .collect();
             for e in c {
                 b.active(e, Events::READ, 1).unwrap();
             }
@@ -547,7 +597,10 @@ macro_rules! core_suite {
 
         fn stale_cache(no_cache_time: bool, sleep: u64) -> String {
             let log = Log::default();
-            let mut b = base_with(&Config { no_cache_time, ..Config::default() });
+            let mut b = base_with(&Config {
+                no_cache_time,
+                ..Config::default()
+            });
             let t = timed(&mut b, &log, "T");
             let a = b
                 .event_new(-1, Events::NONE, move |b, _, _| {
@@ -575,7 +628,13 @@ macro_rules! core_suite {
             let t = timed(&mut b, &log, "t");
             b.add(t, Some(ms(100))).unwrap();
             b.add(t, None).unwrap();
-            assert_eq!(b.pending(t, Events::TIMEOUT).unwrap().1.map(|t| t.as_micros()), Some(100_000));
+            assert_eq!(
+                b.pending(t, Events::TIMEOUT)
+                    .unwrap()
+                    .1
+                    .map(|t| t.as_micros()),
+                Some(100_000)
+            );
             b.add(t, Some(ms(30))).unwrap();
             let u = timed(&mut b, &log, "u");
             b.add(u, Some(ms(10))).unwrap();
@@ -591,18 +650,36 @@ macro_rules! core_suite {
         fn e15_added_counts_list_memberships() {
             let mut b = base();
             let e = b.event_new(-1, Events::READ, |_, _, _| {}).unwrap();
-            assert_eq!((b.num_events(Count::Added), b.num_events(Count::Active)), (0, 0));
+            assert_eq!(
+                (b.num_events(Count::Added), b.num_events(Count::Active)),
+                (0, 0)
+            );
             b.add(e, None).unwrap();
-            assert_eq!((b.num_events(Count::Added), b.num_events(Count::Active)), (1, 0));
+            assert_eq!(
+                (b.num_events(Count::Added), b.num_events(Count::Active)),
+                (1, 0)
+            );
             b.add(e, Some(ms(10_000))).unwrap();
-            assert_eq!((b.num_events(Count::Added), b.num_events(Count::Active)), (2, 0));
+            assert_eq!(
+                (b.num_events(Count::Added), b.num_events(Count::Active)),
+                (2, 0)
+            );
             b.active(e, Events::READ, 1).unwrap();
-            assert_eq!((b.num_events(Count::Added), b.num_events(Count::Active)), (3, 1));
+            assert_eq!(
+                (b.num_events(Count::Added), b.num_events(Count::Active)),
+                (3, 1)
+            );
             let t = b.timer_new(|_, _, _| {}).unwrap();
             b.active(t, Events::TIMEOUT, 1).unwrap();
-            assert_eq!((b.num_events(Count::Added), b.num_events(Count::Active)), (4, 2));
+            assert_eq!(
+                (b.num_events(Count::Added), b.num_events(Count::Active)),
+                (4, 2)
+            );
             b.run(LoopFlags::NONBLOCK).unwrap();
-            assert_eq!((b.num_events(Count::Added), b.num_events(Count::Active)), (0, 0));
+            assert_eq!(
+                (b.num_events(Count::Added), b.num_events(Count::Active)),
+                (0, 0)
+            );
             assert_eq!(b.max_events(Count::Added, false), 4);
         }
 
@@ -625,7 +702,9 @@ macro_rules! core_suite {
             let seen = Rc::new(Cell::new(false));
             let s = seen.clone();
             let r = b
-                .timer_new(move |b, _, _| s.set(matches!(b.run(LoopFlags::NONBLOCK), Err(Error::Reentrant))))
+                .timer_new(move |b, _, _| {
+                    s.set(matches!(b.run(LoopFlags::NONBLOCK), Err(Error::Reentrant)))
+                })
                 .unwrap();
             b.active(r, Events::READ, 1).unwrap();
             assert_eq!(b.dispatch().unwrap(), LoopExit::NoEvents);
@@ -763,7 +842,10 @@ macro_rules! core_suite {
         #[test]
         fn infinite_wait_with_nothing_to_wake_is_a_backend_error() {
             let mut b = base();
-            assert!(matches!(b.run(LoopFlags::NO_EXIT_ON_EMPTY), Err(Error::Io(_))));
+            assert!(matches!(
+                b.run(LoopFlags::NO_EXIT_ON_EMPTY),
+                Err(Error::Io(_))
+            ));
             // The base is usable afterwards.
             assert_eq!(b.dispatch().unwrap(), LoopExit::NoEvents);
         }
@@ -785,7 +867,9 @@ macro_rules! core_suite {
             assert_eq!(f.index(), e.index());
             assert!(matches!(b.del(e), Err(Error::StaleId)));
             assert!(b.del(f).is_ok());
-            assert!(b.event_new(10, Events::SIGNAL | Events::READ, |_, _, _| {}).is_err());
+            assert!(b
+                .event_new(10, Events::SIGNAL | Events::READ, |_, _, _| {})
+                .is_err());
             let bad_sig = b.event_new(65, Events::SIGNAL, |_, _, _| {}).unwrap();
             assert!(b.add(bad_sig, None).is_err());
             let neg_sig = b.event_new(-1, Events::SIGNAL, |_, _, _| {}).unwrap();
@@ -815,14 +899,26 @@ macro_rules! core_suite {
 }
 
 mod virtual_time_epoll {
-    core_suite!(evloop::backend::EpollBackend, evloop::backend::EpollBackend::new().unwrap());
+    core_suite!(
+        evloop::backend::EpollBackend,
+        evloop::backend::EpollBackend::new().unwrap()
+    );
 }
 mod virtual_time_poll {
-    core_suite!(evloop::backend::PollBackend, evloop::backend::PollBackend::new().unwrap());
+    core_suite!(
+        evloop::backend::PollBackend,
+        evloop::backend::PollBackend::new().unwrap()
+    );
 }
 mod virtual_time_select {
-    core_suite!(evloop::backend::SelectBackend, evloop::backend::SelectBackend::new().unwrap());
+    core_suite!(
+        evloop::backend::SelectBackend,
+        evloop::backend::SelectBackend::new().unwrap()
+    );
 }
 mod virtual_time_mio {
-    core_suite!(evloop::backend::MioBackend, evloop::backend::MioBackend::new().unwrap());
+    core_suite!(
+        evloop::backend::MioBackend,
+        evloop::backend::MioBackend::new().unwrap()
+    );
 }
