@@ -303,6 +303,27 @@ pub struct Base<B: Backend> {
     max_dispatch_callbacks: u32,
     limit_callbacks_after_prio: u32,
     no_cache_time: bool,
+    /// The bufferevents of the buffered layer (`bufferevent/`). They live in the base so that
+    /// callbacks, which only receive `&mut Base`, can reach them; the core never looks inside.
+    pub(crate) bufferevents: crate::bufferevent::Registry<B>,
+    /// The connection listeners (`listener.rs`), kept here for the same reason.
+    pub(crate) listeners: crate::listener::Registry<B>,
+    /// A deliberately broken invariant, for testing the simulator's explorer (`test-faults`).
+    #[cfg(feature = "test-faults")]
+    fault: Option<CoreFault>,
+}
+
+/// A deliberately broken reactor invariant (cargo feature `test-faults`, test builds only).
+///
+/// The simulator's explorer must catch each of these; they exist to prove that it does.
+#[cfg(feature = "test-faults")]
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CoreFault {
+    /// Timers whose deadline is at most this far in the future count as expired: they fire early.
+    EarlyTimers(Duration),
+    /// The active queues are scanned from the least urgent priority to the most urgent.
+    PriorityInversion,
 }
 
 impl<B: Backend> fmt::Debug for Base<B> {
@@ -362,7 +383,28 @@ impl<B: Backend> Base<B> {
             max_dispatch_callbacks,
             limit_callbacks_after_prio: limit,
             no_cache_time: cfg.no_cache_time,
+            bufferevents: Default::default(),
+            listeners: Default::default(),
+            #[cfg(feature = "test-faults")]
+            fault: None,
         }
+    }
+
+    /// Breaks one reactor invariant on purpose (`None` restores correct behaviour). Test builds
+    /// only (cargo feature `test-faults`): the simulator's explorer is shown to catch each fault.
+    #[cfg(feature = "test-faults")]
+    #[doc(hidden)]
+    pub fn set_fault_injection(&mut self, fault: Option<CoreFault>) {
+        self.fault = fault;
+    }
+
+    /// The most urgent priority whose active queue is not empty, if any callback is active.
+    ///
+    /// A read-only view for invariant checks (the simulator asserts inside each callback that no
+    /// more urgent callback is waiting: within one pass, libevent never runs a less urgent
+    /// callback while a more urgent one is active). The running callback is not in its queue.
+    pub fn first_active_priority(&self) -> Option<usize> {
+        self.queues.iter().position(|q| q.head != NIL)
     }
 
     /// The backend.
@@ -714,16 +756,22 @@ impl<B: Backend> Base<B> {
     pub fn deferred_schedule(&mut self, id: EventId) -> Result<bool> {
         let idx = self.check(id)?;
         let f = self.slots[idx as usize].flags;
-        if f & (list::ACTIVE | list::ACTIVE_LATER | list::FINALIZING) != 0 {
+        if f & (list::ACTIVE | list::FINALIZING) != 0 {
             return Ok(false);
         }
-        self.n_deferreds_queued += 1;
+        // libevent checks the budget before counting, and counts only direct activations, so
+        // 33 run in this iteration. A callback waiting on the active-later queue is moved to the
+        // active queue while budget remains (without counting, as `event_callback_activate_`
+        // reports it as not newly activated).
         if self.n_deferreds_queued > MAX_DEFERREDS_QUEUED {
             self.insert_active_later(idx);
-        } else {
-            self.callback_activate_idx(idx);
+            return Ok(f & list::ACTIVE_LATER == 0);
         }
-        Ok(true)
+        let newly = self.callback_activate_idx(idx);
+        if newly {
+            self.n_deferreds_queued += 1;
+        }
+        Ok(newly)
     }
 
     /// Removes a bare callback from the active queues (`event_callback_cancel_`).
@@ -948,6 +996,11 @@ impl<B: Backend> Base<B> {
             return;
         }
         let now = self.gettime();
+        #[cfg(feature = "test-faults")]
+        let now = match self.fault {
+            Some(CoreFault::EarlyTimers(d)) => now.saturating_add(d),
+            _ => now,
+        };
         while let Some((deadline, idx)) = self.heap.top() {
             if deadline > now {
                 break;
@@ -1428,7 +1481,15 @@ impl<B: Backend> Base<B> {
             Time(self.gettime().0.saturating_add(d))
         });
         let mut c = 0;
-        for pri in 0..self.queues.len() {
+        #[cfg(not(feature = "test-faults"))]
+        let order = 0..self.queues.len();
+        #[cfg(feature = "test-faults")]
+        let order: Vec<usize> = if self.fault == Some(CoreFault::PriorityInversion) {
+            (0..self.queues.len()).rev().collect()
+        } else {
+            (0..self.queues.len()).collect()
+        };
+        for pri in order {
             if self.queues[pri].head != NIL {
                 self.running_priority = pri as i32;
                 c = if (pri as u32) < self.limit_callbacks_after_prio {

@@ -11,13 +11,22 @@
 #[allow(unsafe_code)] // system calls live here and only here, each with a SAFETY comment
 pub mod backend;
 mod base;
+pub mod buffer;
+pub mod bufferevent;
 pub mod event;
 mod evmap;
+pub mod listener;
 pub mod timer;
 
 pub use backend::Backend;
+#[cfg(feature = "test-faults")]
+#[doc(hidden)]
+pub use base::CoreFault;
 pub use base::{
     Base, Callback, CommonTimeout, Config, Count, Error, LoopExit, LoopFlags, OnceCallback, Result,
     SelfCallback, Timeout, MAX_DEFERREDS_QUEUED, MAX_PRIORITIES,
 };
+pub use buffer::{EolStyle, EvBuffer};
+pub use bufferevent::{BevEvents, BevOptions, BufferEvent, FlushMode, TriggerOptions};
 pub use event::{EventId, Events, Fd, Time};
+pub use listener::{Listener, ListenerOptions};
