@@ -16,6 +16,7 @@ pub mod bufferevent;
 pub mod event;
 mod evmap;
 pub mod listener;
+pub mod seed;
 pub mod timer;
 
 pub use backend::Backend;

@@ -102,7 +102,12 @@ fn hello_world_on(backend: &str, clients: usize) {
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         let mut got = Vec::new();
         s.read_to_end(&mut got).unwrap();
-        assert_eq!(String::from_utf8(got).unwrap(), hello_world::MESSAGE);
+        assert_eq!(
+            got,
+            evloop::seed::MESSAGE,
+            "{:?}",
+            String::from_utf8_lossy(&got)
+        );
     }
     // Every connection was closed by the server after its answer was flushed.
     for _ in 0..clients {
