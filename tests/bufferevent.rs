@@ -1642,6 +1642,52 @@ macro_rules! bev_suite {
             b.backend_mut().close(s0).unwrap();
             b.backend_mut().close(s1).unwrap();
         }
+
+        /// libevent calls a read callback again from inside itself when it triggers itself
+        /// synchronously (`bufferevent_trigger` without DEFER); evloop does so for shared
+        /// (`Fn`) callbacks set with `setcb_shared`. An `FnMut` callback cannot be re-entered:
+        /// the nested trigger is skipped.
+        #[test]
+        fn shared_callbacks_are_reentered_by_a_synchronous_trigger() {
+            let mut b = base();
+            let (s0, s1) = sp(&mut b);
+            let bev = BufferEvent::socket_new(&mut b, s0, BevOptions::NONE).unwrap();
+            let log = Rc::new(RefCell::new(Vec::<String>::new()));
+            let depth = cell(0u32);
+            let (l, d) = (log.clone(), depth.clone());
+            let readcb: evloop::bufferevent::SharedDataCb<B> = Rc::new(move |b, bev| {
+                d.set(d.get() + 1);
+                l.borrow_mut().push(format!("enter {}", d.get()));
+                if d.get() == 1 {
+                    bev.trigger(b, Events::READ, TriggerOptions::NONE).unwrap();
+                }
+                l.borrow_mut().push(format!("leave {}", d.get()));
+                d.set(d.get() - 1);
+            });
+            bev.setcb_shared(&mut b, Some(readcb), None, None).unwrap();
+            bev.enable(&mut b, Events::READ).unwrap();
+            put(&mut b, s1, b"x");
+            b.run(LoopFlags::ONCE).unwrap();
+            assert_eq!(
+                *log.borrow(),
+                ["enter 1", "enter 2", "leave 2", "leave 1"],
+                "nested call inside the trigger"
+            );
+            // The same with an FnMut callback: the nested trigger is skipped.
+            let calls = cell(0u32);
+            let c = calls.clone();
+            bev.set_readcb(&mut b, move |b, bev| {
+                c.set(c.get() + 1);
+                bev.trigger(b, Events::READ, TriggerOptions::NONE).unwrap();
+            })
+            .unwrap();
+            put(&mut b, s1, b"y");
+            b.run(LoopFlags::ONCE).unwrap();
+            assert_eq!(calls.get(), 1);
+            bev.free(&mut b).unwrap();
+            b.backend_mut().close(s0).unwrap();
+            b.backend_mut().close(s1).unwrap();
+        }
     };
 }
 

@@ -23,6 +23,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/epoll.h>
 #include <sys/param.h>
 #include <sys/select.h>
@@ -32,7 +34,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <event2/listener.h>
 
 /* ------------------------------------------------------------------------------------------ */
 /* Virtual clock                                                                              */
@@ -67,17 +72,23 @@ pid_t getpid(void) { return PINNED_PID; }
 /* The program                                                                                */
 
 enum op {
-	OP_BASE, OP_BODY, OP_PAIR, OP_EVENT, OP_COMMON, OP_AT, OP_MAIN,
+	OP_BASE, OP_BODY, OP_PAIR, OP_EVENT, OP_COMMON, OP_END, OP_BEV_PAIR, OP_BEV_SOCKET,
+	OP_LISTENER, OP_AT, OP_MAIN,
 	OP_IF_CALL, OP_ADD, OP_ADD_TV, OP_ADD_COMMON, OP_DEL, OP_ACTIVE, OP_PRIORITY_SET,
 	OP_REMOVE_TIMER, OP_ONCE, OP_ONCE_TV, OP_LOOPEXIT, OP_LOOPEXIT_TV, OP_LOOPBREAK,
 	OP_LOOPCONTINUE, OP_WRITE, OP_WRITE_FILL, OP_READ, OP_DRAIN, OP_FILL, OP_SHUTDOWN, OP_CLOSE,
 	OP_RAISE, OP_FREE, OP_NEW, OP_PRINT_EVENT, OP_PRINT_COUNTS, OP_PRINT_LOOP, OP_PRINT_BASE,
-	OP_PRINT_TIME, OP_LOOP, OP_PRIORITY_INIT, OP_SLEEP, OP__COUNT
+	OP_PRINT_TIME, OP_LOOP, OP_PRIORITY_INIT, OP_SLEEP,
+	OP_BEV_WRITE, OP_BEV_WRITE_FILL, OP_BEV_READ, OP_BEV_DRAIN, OP_BEV_ENABLE, OP_BEV_DISABLE,
+	OP_BEV_WATERMARK, OP_BEV_TIMEOUTS, OP_BEV_FLUSH, OP_BEV_FREE, OP_BEV_NEW, OP_BEV_CONNECT,
+	OP_BEV_TRIGGER, OP_BEV_TRIGGER_EVENT, OP_BEV_SETCB, OP_BEV_PRINT, OP_LEV_ENABLE,
+	OP_LEV_DISABLE, OP_LEV_FREE, OP_CLIENT_CONNECT, OP__COUNT
 };
 
 static const struct { const char *name; const char *sig; } opcodes[OP__COUNT] = {
 	{"base", "iiiii"}, {"body", "isii"}, {"pair", "iiss"}, {"event", "iiii"},
-	{"common", "iis"}, {"at", "iii"}, {"main", "ii"},
+	{"common", "iis"}, {"end", "is"}, {"bev_pair", "iiiiiss"}, {"bev_socket", "iiiiis"},
+	{"listener", "iiiiiiis"}, {"at", "iii"}, {"main", "ii"},
 	{"if_call", "iii"}, {"add", "i"}, {"add_tv", "ii"}, {"add_common", "ii"}, {"del", "i"},
 	{"active", "iii"}, {"priority_set", "ii"}, {"remove_timer", "i"}, {"once", "iii"},
 	{"once_tv", "iiii"}, {"loopexit", ""}, {"loopexit_tv", "i"}, {"loopbreak", ""},
@@ -86,11 +97,17 @@ static const struct { const char *name; const char *sig; } opcodes[OP__COUNT] = 
 	{"new", "i"}, {"print_event", "i"}, {"print_counts", ""}, {"print_loop", ""},
 	{"print_base", ""}, {"print_time", ""}, {"loop", "i"}, {"priority_init", "i"},
 	{"sleep", "i"},
+	{"bev_write", "is"}, {"bev_write_fill", "ii"}, {"bev_read", "ii"}, {"bev_drain", "ii"},
+	{"bev_enable", "ii"}, {"bev_disable", "ii"}, {"bev_watermark", "iiii"},
+	{"bev_timeouts", "iii"}, {"bev_flush", "iii"}, {"bev_free", "i"}, {"bev_new", "i"},
+	{"bev_connect", "ii"}, {"bev_trigger", "iii"}, {"bev_trigger_event", "iii"},
+	{"bev_setcb", "ii"}, {"bev_print", "i"}, {"lev_enable", "i"}, {"lev_disable", "i"},
+	{"lev_free", "i"}, {"client_connect", "ii"},
 };
 
 struct ins {
 	int op;
-	long long a[5];
+	long long a[8];
 	unsigned char *s[2];
 	size_t sl[2];
 };
@@ -100,6 +117,26 @@ struct end_ { char *name; int fd; };
 struct ev { struct event *e; int decl; long long arg; short flags; long long prio; };
 struct common { char *name; const struct timeval *tv; };
 struct at { long long time, start, count; };
+/* a bufferevent: its declaration and, while live, the libevent object */
+struct bev_ {
+	struct bufferevent *b;
+	char *name;
+	long long end;   /* socket end id, -1: fd -1; unused for pairs */
+	int opts;
+	long long body;  /* read body; write is body+1, event body+2 */
+	int is_pair;
+};
+/* a listener: its declaration, the libevent object while live, the address it was bound to */
+struct lev_ {
+	struct evconnlistener *l;
+	char *name;
+	long long end;   /* -1: bound to 127.0.0.1 port 0 */
+	int opts;
+	long long backlog, body, first_end, nends, next_end;
+	struct sockaddr_in addr;
+	int has_addr;
+	int fd;
+};
 
 static struct ins *prog;
 static long nprog;
@@ -112,6 +149,10 @@ static struct common *commons;
 static long ncommons;
 static struct at *ats;
 static long nats, at_next;
+static struct bev_ *bevs;
+static long nbevs;
+static struct lev_ *levs;
+static long nlevs;
 static struct event_base *base;
 static const char *method;
 static int in_input;      /* performing an `at` block: lines get the "input " prefix */
@@ -311,6 +352,168 @@ static struct event *live(long long id, const char *op)
 	if (!evs[id].e)
 		tr("%s %s dead", op, bodies[id].name);
 	return evs[id].e;
+}
+
+/* ---- bufferevents and listeners ---- */
+
+static size_t in_len(struct bufferevent *b) { return evbuffer_get_length(bufferevent_get_input(b)); }
+static size_t out_len(struct bufferevent *b) { return evbuffer_get_length(bufferevent_get_output(b)); }
+
+static const char *bev_what_str(int w)
+{
+	static char buf[96];
+	static const struct { int bit; const char *name; } W[] = {
+		{BEV_EVENT_READING, "READING"}, {BEV_EVENT_WRITING, "WRITING"}, {BEV_EVENT_EOF, "EOF"},
+		{BEV_EVENT_ERROR, "ERROR"}, {BEV_EVENT_TIMEOUT, "TIMEOUT"},
+		{BEV_EVENT_CONNECTED, "CONNECTED"},
+	};
+	int known = 0;
+	buf[0] = 0;
+	for (size_t i = 0; i < sizeof W / sizeof W[0]; i++) {
+		known |= W[i].bit;
+		if (w & W[i].bit) {
+			if (buf[0])
+				strcat(buf, "|");
+			strcat(buf, W[i].name);
+		}
+	}
+	if (w & ~known & 0xffff) {
+		char x[16];
+		snprintf(x, sizeof x, "%s0x%x", buf[0] ? "|" : "", w & ~known & 0xffff);
+		strcat(buf, x);
+	}
+	if (!buf[0])
+		strcpy(buf, "0");
+	return buf;
+}
+
+static const char *trig_opts_str(int o)
+{
+	static char buf[64];
+	static const char *const n[] = {"IGNORE_WATERMARKS", "DEFER_CALLBACKS"};
+	static const int v[] = {BEV_TRIG_IGNORE_WATERMARKS, BEV_TRIG_DEFER_CALLBACKS};
+	return join(o, n, v, 2, buf);
+}
+
+static const char *flush_mode_str(long long m)
+{
+	return m == BEV_NORMAL ? "NORMAL" : m == BEV_FLUSH ? "FLUSH" : m == BEV_FINISHED ? "FINISHED" : "?";
+}
+
+/* kind: 0 read, 1 write, 2 event */
+static void bev_cb(struct bufferevent *b, long id, int kind, short what, int err)
+{
+	struct body *bd = &bodies[bevs[id].body + kind];
+	if (++total_callbacks > MAX_CALLBACKS)
+		die(4, "more than %ld callbacks: runaway scenario", MAX_CALLBACKS);
+	bd->calls++;
+	if (kind < 2)
+		tr("cb %s #%ld in=%zu out=%zu", bd->name, bd->calls, in_len(b), out_len(b));
+	else if (what & BEV_EVENT_ERROR)
+		tr("cb %s #%ld %s err=%s in=%zu out=%zu", bd->name, bd->calls, bev_what_str(what),
+		   errno_str(err), in_len(b), out_len(b));
+	else
+		tr("cb %s #%ld %s in=%zu out=%zu", bd->name, bd->calls, bev_what_str(what), in_len(b),
+		   out_len(b));
+	run_range(bd->start, bd->count, bd->calls);
+}
+
+static void bev_readcb(struct bufferevent *b, void *arg) { bev_cb(b, (long)(intptr_t)arg, 0, 0, 0); }
+static void bev_writecb(struct bufferevent *b, void *arg) { bev_cb(b, (long)(intptr_t)arg, 1, 0, 0); }
+static void bev_eventcb(struct bufferevent *b, short what, void *arg)
+{
+	int err = errno;
+	bev_cb(b, (long)(intptr_t)arg, 2, what, err);
+}
+
+static void bev_set_callbacks(long id, int bits)
+{
+	bufferevent_setcb(bevs[id].b, (bits & 1) ? bev_readcb : NULL, (bits & 2) ? bev_writecb : NULL,
+			  (bits & 4) ? bev_eventcb : NULL, (void *)(intptr_t)id);
+}
+
+/* bufferevent_socket_new for a socket bufferevent's declaration; 0 or -1 */
+static int bev_make_socket(long id)
+{
+	struct bev_ *v = &bevs[id];
+	evutil_socket_t fd = v->end < 0 ? -1 : end_fd(v->end);
+	v->b = bufferevent_socket_new(base, fd, v->opts);
+	if (!v->b)
+		return -1;
+	bev_set_callbacks(id, 7);
+	return 0;
+}
+
+/* The bufferevent of id, or NULL after printing "OP NAME dead". */
+static struct bufferevent *bev_live(long long id, const char *op)
+{
+	if (!bevs[id].b)
+		tr("%s %s dead", op, bevs[id].name);
+	return bevs[id].b;
+}
+
+static struct evconnlistener *lev_live(long long id, const char *op)
+{
+	if (!levs[id].l)
+		tr("%s %s dead", op, levs[id].name);
+	return levs[id].l;
+}
+
+static void lev_acceptcb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int socklen,
+			 void *arg)
+{
+	long id = (long)(intptr_t)arg;
+	struct lev_ *v = &levs[id];
+	struct body *bd = &bodies[v->body];
+	const char *endname = "-";
+	(void)l;
+	(void)sa;
+	(void)socklen;
+	if (++total_callbacks > MAX_CALLBACKS)
+		die(4, "more than %ld callbacks: runaway scenario", MAX_CALLBACKS);
+	if (v->next_end < v->first_end + v->nends) {
+		ends[v->next_end].fd = fd;
+		endname = ends[v->next_end].name;
+		v->next_end++;
+	} else {
+		close(fd);
+	}
+	bd->calls++;
+	tr("cb %s #%ld %s", bd->name, bd->calls, endname);
+	run_range(bd->start, bd->count, bd->calls);
+}
+
+static void lev_errorcb(struct evconnlistener *l, void *arg)
+{
+	int err = errno;
+	long id = (long)(intptr_t)arg;
+	struct body *bd = &bodies[levs[id].body + 1];
+	(void)l;
+	if (++total_callbacks > MAX_CALLBACKS)
+		die(4, "more than %ld callbacks: runaway scenario", MAX_CALLBACKS);
+	bd->calls++;
+	tr("cb %s #%ld err=%s", bd->name, bd->calls, errno_str(err));
+	run_range(bd->start, bd->count, bd->calls);
+}
+
+/* A blocking TCP connect to a listener's address; the connected socket is made nonblocking. */
+static int client_connect(long long lev, int *fd_out)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0)
+		return errno;
+	if (!levs[lev].has_addr) {
+		close(fd);
+		return EINVAL;
+	}
+	if (connect(fd, (struct sockaddr *)&levs[lev].addr, sizeof levs[lev].addr) < 0) {
+		int e = errno;
+		close(fd);
+		return e;
+	}
+	evutil_make_socket_nonblocking(fd);
+	*fd_out = fd;
+	return 0;
 }
 
 static void do_write(long long end, const unsigned char *buf, size_t n)
@@ -522,6 +725,202 @@ static void exec(const struct ins *in)
 		tr("sleep %lld", a[0]);
 		vnow_us += a[0];
 		break;
+	case OP_BEV_WRITE:
+	case OP_BEV_WRITE_FILL: {
+		struct bufferevent *b;
+		if ((b = bev_live(a[0], "write"))) {
+			const unsigned char *data = in->s[0];
+			size_t n = in->sl[0];
+			unsigned char *buf = NULL;
+			if (in->op == OP_BEV_WRITE_FILL) {
+				n = (size_t)a[1];
+				buf = xmalloc(n);
+				for (size_t i = 0; i < n; i++)
+					buf[i] = (unsigned char)('a' + i % 26);
+				data = buf;
+			}
+			rc = bufferevent_write(b, data, n);
+			tr("write %s n=%zu rc=%d in=%zu out=%zu", bevs[a[0]].name, n, rc, in_len(b), out_len(b));
+			free(buf);
+		}
+		break;
+	}
+	case OP_BEV_READ: {
+		struct bufferevent *b;
+		if ((b = bev_live(a[0], "read"))) {
+			unsigned char *buf = xmalloc((size_t)a[1]);
+			size_t n = bufferevent_read(b, buf, (size_t)a[1]);
+			if (n >= 1 && n <= 64) {
+				printf("%lld %sread %s n=%zu \"", vnow_us - START_US, in_input ? "input " : "",
+				       bevs[a[0]].name, n);
+				put_escaped(buf, n);
+				printf("\" in=%zu out=%zu\n", in_len(b), out_len(b));
+			} else {
+				tr("read %s n=%zu in=%zu out=%zu", bevs[a[0]].name, n, in_len(b), out_len(b));
+			}
+			free(buf);
+		}
+		break;
+	}
+	case OP_BEV_DRAIN: {
+		struct bufferevent *b;
+		if ((b = bev_live(a[0], "drain"))) {
+			size_t n = a[1] < 0 ? in_len(b) : (size_t)a[1];
+			rc = evbuffer_drain(bufferevent_get_input(b), n);
+			tr("drain %s n=%zu rc=%d in=%zu out=%zu", bevs[a[0]].name, n, rc, in_len(b), out_len(b));
+		}
+		break;
+	}
+	case OP_BEV_ENABLE:
+	case OP_BEV_DISABLE: {
+		struct bufferevent *b;
+		const char *op = in->op == OP_BEV_ENABLE ? "enable" : "disable";
+		if ((b = bev_live(a[0], op))) {
+			rc = in->op == OP_BEV_ENABLE ? bufferevent_enable(b, (short)a[1])
+						     : bufferevent_disable(b, (short)a[1]);
+			tr("%s %s %s rc=%d", op, bevs[a[0]].name, what_str((int)a[1]), rc);
+		}
+		break;
+	}
+	case OP_BEV_WATERMARK: {
+		struct bufferevent *b;
+		if ((b = bev_live(a[0], "watermark"))) {
+			bufferevent_setwatermark(b, (short)a[1], (size_t)a[2], (size_t)a[3]);
+			tr("watermark %s %s %lld %lld", bevs[a[0]].name, what_str((int)a[1]), a[2], a[3]);
+		}
+		break;
+	}
+	case OP_BEV_TIMEOUTS: {
+		struct bufferevent *b;
+		if ((b = bev_live(a[0], "timeouts"))) {
+			struct timeval r = us_tv(a[1]), w = us_tv(a[2]);
+			rc = bufferevent_set_timeouts(b, a[1] ? &r : NULL, a[2] ? &w : NULL);
+			tr("timeouts %s read=%lld write=%lld rc=%d", bevs[a[0]].name, a[1], a[2], rc);
+		}
+		break;
+	}
+	case OP_BEV_FLUSH: {
+		struct bufferevent *b;
+		if ((b = bev_live(a[0], "flush"))) {
+			rc = bufferevent_flush(b, (short)a[1], (enum bufferevent_flush_mode)a[2]);
+			tr("flush %s %s %s rc=%d", bevs[a[0]].name, what_str((int)a[1]), flush_mode_str(a[2]), rc);
+		}
+		break;
+	}
+	case OP_BEV_FREE: {
+		struct bufferevent *b;
+		if ((b = bev_live(a[0], "free"))) {
+			bufferevent_free(b);
+			bevs[a[0]].b = NULL;
+			tr("free %s", bevs[a[0]].name);
+		}
+		break;
+	}
+	case OP_BEV_NEW:
+		if (bevs[a[0]].b)
+			tr("new %s live", bevs[a[0]].name);
+		else
+			tr("new %s rc=%d", bevs[a[0]].name, bev_make_socket((long)a[0]));
+		break;
+	case OP_BEV_CONNECT: {
+		struct bufferevent *b;
+		if ((b = bev_live(a[0], "connect"))) {
+			struct lev_ *l = &levs[a[1]];
+			rc = l->has_addr ? bufferevent_socket_connect(b, (struct sockaddr *)&l->addr, sizeof l->addr) : -1;
+			tr("connect %s %s rc=%d", bevs[a[0]].name, l->name, rc);
+		}
+		break;
+	}
+	case OP_BEV_TRIGGER: {
+		struct bufferevent *b;
+		if ((b = bev_live(a[0], "trigger"))) {
+			if (a[2])
+				tr("trigger %s %s %s", bevs[a[0]].name, what_str((int)a[1]), trig_opts_str((int)a[2]));
+			else
+				tr("trigger %s %s", bevs[a[0]].name, what_str((int)a[1]));
+			bufferevent_trigger(b, (short)a[1], (int)a[2]);
+		}
+		break;
+	}
+	case OP_BEV_TRIGGER_EVENT: {
+		struct bufferevent *b;
+		if ((b = bev_live(a[0], "trigger_event"))) {
+			if (a[2])
+				tr("trigger_event %s %s %s", bevs[a[0]].name, bev_what_str((int)a[1]),
+				   trig_opts_str((int)a[2]));
+			else
+				tr("trigger_event %s %s", bevs[a[0]].name, bev_what_str((int)a[1]));
+			bufferevent_trigger_event(b, (short)a[1], (int)a[2]);
+		}
+		break;
+	}
+	case OP_BEV_SETCB: {
+		struct bufferevent *b;
+		if ((b = bev_live(a[0], "setcb"))) {
+			char buf[32] = "";
+			static const char *const n[] = {"read", "write", "event"};
+			for (int i = 0; i < 3; i++)
+				if (a[1] & (1 << i)) {
+					if (buf[0])
+						strcat(buf, "|");
+					strcat(buf, n[i]);
+				}
+			bev_set_callbacks((long)a[0], (int)a[1]);
+			tr("setcb %s %s", bevs[a[0]].name, buf[0] ? buf : "none");
+		}
+		break;
+	}
+	case OP_BEV_PRINT: {
+		struct bufferevent *b;
+		if ((b = bev_live(a[0], "bev"))) {
+			size_t rl = 0, rh = 0, wl = 0, wh = 0;
+			char partner[128] = "";
+			bufferevent_getwatermark(b, EV_READ, &rl, &rh);
+			bufferevent_getwatermark(b, EV_WRITE, &wl, &wh);
+			if (bevs[a[0]].is_pair) {
+				struct bufferevent *p = bufferevent_pair_get_partner(b);
+				const char *pn = "-";
+				for (long i = 0; p && i < nbevs; i++)
+					if (bevs[i].b == p)
+						pn = bevs[i].name;
+				snprintf(partner, sizeof partner, " partner=%s", pn);
+			}
+			tr("bev %s in=%zu out=%zu enabled=%s read_wm=%zu,%zu write_wm=%zu,%zu%s", bevs[a[0]].name,
+			   in_len(b), out_len(b), what_str(bufferevent_get_enabled(b)), rl, rh, wl, wh, partner);
+		}
+		break;
+	}
+	case OP_LEV_ENABLE:
+	case OP_LEV_DISABLE: {
+		struct evconnlistener *l;
+		const char *op = in->op == OP_LEV_ENABLE ? "enable" : "disable";
+		if ((l = lev_live(a[0], op))) {
+			rc = in->op == OP_LEV_ENABLE ? evconnlistener_enable(l) : evconnlistener_disable(l);
+			tr("%s %s rc=%d", op, levs[a[0]].name, rc);
+		}
+		break;
+	}
+	case OP_LEV_FREE: {
+		struct evconnlistener *l;
+		if ((l = lev_live(a[0], "free"))) {
+			evconnlistener_free(l);
+			levs[a[0]].l = NULL;
+			if (levs[a[0]].end >= 0 && (levs[a[0]].opts & LEV_OPT_CLOSE_ON_FREE))
+				ends[levs[a[0]].end].fd = -1;
+			tr("free %s", levs[a[0]].name);
+		}
+		break;
+	}
+	case OP_CLIENT_CONNECT: {
+		int fd = -1, err = client_connect(a[1], &fd);
+		if (err) {
+			tr("connect %s %s err=%s", ends[a[0]].name, levs[a[1]].name, errno_str(err));
+		} else {
+			ends[a[0]].fd = fd;
+			tr("connect %s %s rc=0", ends[a[0]].name, levs[a[1]].name);
+		}
+		break;
+	}
 	default:
 		die(2, "instruction %s cannot be executed", opcodes[in->op].name);
 	}
@@ -651,6 +1050,22 @@ static void close_window(void)
 	}
 }
 
+/* A descriptor of the scenario: a socket end, a listener's socket or a bufferevent's socket
+ * (libevent's internal descriptors, such as the signal pipe, are not). */
+static int scenario_fd(int fd)
+{
+	for (long e = 0; e < nends; e++)
+		if (ends[e].fd == fd)
+			return 1;
+	for (long i = 0; i < nlevs; i++)
+		if (levs[i].l && levs[i].fd == fd)
+			return 1;
+	for (long i = 0; i < nbevs; i++)
+		if (bevs[i].b && !bevs[i].is_pair && bufferevent_getfd(bevs[i].b) == fd)
+			return 1;
+	return 0;
+}
+
 int select(int nfds, fd_set *r, fd_set *w, fd_set *x, struct timeval *timeout)
 {
 	static select_fn real;
@@ -691,12 +1106,10 @@ int select(int nfds, fd_set *r, fd_set *w, fd_set *x, struct timeval *timeout)
 		/* count the ready socketpair ends; libevent's internal descriptors (the signal pipe)
 		 * cannot change the order of user callbacks (NONDETERMINISM.md §1) */
 		int ready = 0;
-		for (long e = 0; e < nends; e++) {
-			int fd = ends[e].fd;
-			if (fd >= 0 && fd < nfds &&
-			    ((r && FD_ISSET(fd, r)) || (w && FD_ISSET(fd, w)) || (x && FD_ISSET(fd, x))))
+		for (int fd = 0; fd < nfds; fd++)
+			if (((r && FD_ISSET(fd, r)) || (w && FD_ISSET(fd, w)) || (x && FD_ISSET(fd, x))) &&
+			    scenario_fd(fd))
 				ready++;
-		}
 		if (ready >= 2) {
 			printf("~window %d\n", ready);
 			window_open = 1;
@@ -872,6 +1285,14 @@ int main(int argc, char **argv)
 			nbodies++;
 		else if (op == OP_PAIR)
 			nends += 2;
+		else if (op == OP_END)
+			nends++;
+		else if (op == OP_BEV_PAIR)
+			nbevs += 2;
+		else if (op == OP_BEV_SOCKET)
+			nbevs++;
+		else if (op == OP_LISTENER)
+			nlevs++;
 		else if (op == OP_COMMON)
 			ncommons++;
 		else if (op == OP_AT)
@@ -882,6 +1303,8 @@ int main(int argc, char **argv)
 	ends = xmalloc(sizeof *ends * (size_t)nends);
 	commons = xmalloc(sizeof *commons * (size_t)ncommons);
 	ats = xmalloc(sizeof *ats * (size_t)nats);
+	bevs = xmalloc(sizeof *bevs * (size_t)nbevs);
+	levs = xmalloc(sizeof *levs * (size_t)nlevs);
 
 	/* operand checks of the code */
 	for (long i = hdr + 1; i < nprog; i++) {
@@ -904,6 +1327,27 @@ int main(int argc, char **argv)
 				die(2, "IR instruction %ld: no end %lld", i, c->a[0]);
 			if ((c->op == OP_WRITE_FILL || c->op == OP_READ) && (c->a[1] < 1 || c->a[1] > 1 << 20))
 				die(2, "IR instruction %ld: bad byte count", i);
+			break;
+		case OP_BEV_WRITE: case OP_BEV_WRITE_FILL: case OP_BEV_READ: case OP_BEV_DRAIN:
+		case OP_BEV_ENABLE: case OP_BEV_DISABLE: case OP_BEV_WATERMARK: case OP_BEV_TIMEOUTS:
+		case OP_BEV_FLUSH: case OP_BEV_FREE: case OP_BEV_NEW: case OP_BEV_CONNECT: case OP_BEV_TRIGGER:
+		case OP_BEV_TRIGGER_EVENT: case OP_BEV_SETCB: case OP_BEV_PRINT:
+			if (c->a[0] < 0 || c->a[0] >= nbevs)
+				die(2, "IR instruction %ld: no bufferevent %lld", i, c->a[0]);
+			if (c->op == OP_BEV_CONNECT && (c->a[1] < 0 || c->a[1] >= nlevs))
+				die(2, "IR instruction %ld: no listener %lld", i, c->a[1]);
+			if ((c->op == OP_BEV_WRITE_FILL || c->op == OP_BEV_READ) && (c->a[1] < 1 || c->a[1] > 1 << 20))
+				die(2, "IR instruction %ld: bad byte count", i);
+			break;
+		case OP_LEV_ENABLE: case OP_LEV_DISABLE: case OP_LEV_FREE:
+			if (c->a[0] < 0 || c->a[0] >= nlevs)
+				die(2, "IR instruction %ld: no listener %lld", i, c->a[0]);
+			break;
+		case OP_CLIENT_CONNECT:
+			if (c->a[0] < 0 || c->a[0] >= nends)
+				die(2, "IR instruction %ld: no end %lld", i, c->a[0]);
+			if (c->a[1] < 0 || c->a[1] >= nlevs)
+				die(2, "IR instruction %ld: no listener %lld", i, c->a[1]);
 			break;
 		default:
 			break;
@@ -933,7 +1377,7 @@ int main(int argc, char **argv)
 	}
 	puts("# evloop-trace v1");
 	{
-		long nb = 0, ne = 0, nc = 0, na = 0;
+		long nb = 0, ne = 0, nc = 0, na = 0, nbv = 0, nl = 0;
 		for (long i = 1; i < hdr; i++) {
 			struct ins *d = &prog[i];
 			switch (d->op) {
@@ -989,6 +1433,91 @@ int main(int argc, char **argv)
 				nc++;
 				break;
 			}
+			case OP_END:
+				if (d->a[0] != ne)
+					die(2, "end %lld out of order", d->a[0]);
+				ends[ne].name = (char *)d->s[0];
+				ends[ne].fd = -1;
+				ne++;
+				break;
+			case OP_BEV_PAIR: {
+				struct bufferevent *pr[2];
+				if (d->a[0] != nbv || d->a[1] != nbv + 1)
+					die(2, "bufferevent pair %lld out of order", d->a[0]);
+				for (int k = 0; k < 2; k++)
+					if (d->a[3 + k] < 0 || d->a[3 + k] + 2 >= nb)
+						die(2, "bufferevent %lld: its bodies must come first", d->a[k]);
+				if (bufferevent_pair_new(base, (int)d->a[2], pr) != 0)
+					die(3, "bufferevent_pair_new failed");
+				for (int k = 0; k < 2; k++) {
+					struct bev_ *v = &bevs[nbv + k];
+					v->b = pr[k];
+					v->name = (char *)d->s[k];
+					v->end = -1;
+					v->opts = (int)d->a[2];
+					v->body = d->a[3 + k];
+					v->is_pair = 1;
+					bev_set_callbacks(nbv + k, 7);
+				}
+				nbv += 2;
+				break;
+			}
+			case OP_BEV_SOCKET: {
+				struct bev_ *v = &bevs[nbv];
+				if (d->a[0] != nbv)
+					die(2, "bufferevent %lld out of order", d->a[0]);
+				if (d->a[1] < -1 || d->a[1] >= ne)
+					die(2, "bufferevent %lld: no end %lld", d->a[0], d->a[1]);
+				if (d->a[3] < 0 || d->a[3] + 2 >= nb)
+					die(2, "bufferevent %lld: its bodies must come first", d->a[0]);
+				v->name = (char *)d->s[0];
+				v->end = d->a[1];
+				v->opts = (int)d->a[2];
+				v->body = d->a[3];
+				if (d->a[4] && bev_make_socket(nbv) != 0)
+					die(3, "bufferevent_socket_new failed for %s", v->name);
+				nbv++;
+				break;
+			}
+			case OP_LISTENER: {
+				struct lev_ *v = &levs[nl];
+				if (d->a[0] != nl)
+					die(2, "listener %lld out of order", d->a[0]);
+				if (d->a[1] < -1 || d->a[1] >= ne || d->a[5] < -1 || d->a[5] + d->a[6] > ne)
+					die(2, "listener %lld: bad end", d->a[0]);
+				if (d->a[4] < 0 || d->a[4] + 1 >= nb)
+					die(2, "listener %lld: its bodies must come first", d->a[0]);
+				v->name = (char *)d->s[0];
+				v->end = d->a[1];
+				v->opts = (int)d->a[2];
+				v->backlog = d->a[3];
+				v->body = d->a[4];
+				v->first_end = v->next_end = d->a[5];
+				v->nends = d->a[6];
+				if (v->end >= 0) {
+					v->l = evconnlistener_new(base, lev_acceptcb, (void *)(intptr_t)nl, v->opts, 0,
+								  end_fd(v->end));
+				} else {
+					struct sockaddr_in sin;
+					socklen_t len = sizeof sin;
+					memset(&sin, 0, sizeof sin);
+					sin.sin_family = AF_INET;
+					sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+					sin.sin_port = 0;
+					v->l = evconnlistener_new_bind(base, lev_acceptcb, (void *)(intptr_t)nl, v->opts,
+								       (int)v->backlog, (struct sockaddr *)&sin,
+								       sizeof sin);
+					if (v->l && getsockname(evconnlistener_get_fd(v->l), (struct sockaddr *)&v->addr,
+								&len) == 0)
+						v->has_addr = 1;
+				}
+				if (!v->l)
+					die(3, "creating listener %s failed", v->name);
+				v->fd = evconnlistener_get_fd(v->l);
+				evconnlistener_set_error_cb(v->l, lev_errorcb);
+				nl++;
+				break;
+			}
 			case OP_AT:
 				check_range(d->a[1], d->a[2], hdr);
 				ats[na].time = d->a[0];
@@ -1021,6 +1550,12 @@ int main(int argc, char **argv)
 	for (long i = 0; i < nbodies; i++)
 		if (evs[i].e)
 			event_free(evs[i].e);
+	for (long i = 0; i < nbevs; i++)
+		if (bevs[i].b)
+			bufferevent_free(bevs[i].b);
+	for (long i = 0; i < nlevs; i++)
+		if (levs[i].l)
+			evconnlistener_free(levs[i].l);
 	event_base_free(base);
 	fflush(stdout);
 	return 0;

@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 
 use crate::names;
 use crate::scenario::{
-    self, Action, AddTimeout, Item, PrintWhat, Scenario, Source, Stmt, WriteData,
+    self, Action, AddTimeout, Callback, Item, Kind, PrintWhat, Scenario, Source, Stmt, WriteData,
 };
 
 /// The first line of every IR text.
@@ -57,6 +57,46 @@ pub enum Instr {
     Common {
         id: i64,
         usec: i64,
+        name: String,
+    },
+    /// A socket end without a descriptor yet (a client, or an end for accepted connections).
+    End {
+        id: i64,
+        name: String,
+    },
+    /// `bufferevent_pair_new`: bufferevents `a` and `a + 1`; `body_a`/`body_b` are the first of
+    /// each one's three callback bodies (read, write, event).
+    BevPair {
+        a: i64,
+        b: i64,
+        opts: i64,
+        body_a: i64,
+        body_b: i64,
+        name_a: String,
+        name_b: String,
+    },
+    /// `bufferevent_socket_new` on end `end` (-1: fd -1) if `create` is 1 (else only declared,
+    /// for a later `bev_new`); `body` is the first of its three callback bodies.
+    BevSocket {
+        id: i64,
+        end: i64,
+        opts: i64,
+        body: i64,
+        create: i64,
+        name: String,
+    },
+    /// A listener: on end `end` with `evconnlistener_new` (backlog 0), or with `end` -1 bound to
+    /// 127.0.0.1 port 0 by `evconnlistener_new_bind` with `backlog`. Accepted connections go
+    /// to ends `first_end .. first_end + nends`; `body` is its accept body, `body + 1` its error
+    /// body.
+    Listener {
+        id: i64,
+        end: i64,
+        opts: i64,
+        backlog: i64,
+        body: i64,
+        first_end: i64,
+        nends: i64,
         name: String,
     },
     /// An outside-input block for the virtual clock (listed in time order, then file order).
@@ -172,6 +212,87 @@ pub enum Instr {
     Sleep {
         us: i64,
     },
+    BevWrite {
+        bev: i64,
+        data: Vec<u8>,
+    },
+    BevWriteFill {
+        bev: i64,
+        count: i64,
+    },
+    BevRead {
+        bev: i64,
+        max: i64,
+    },
+    /// `n` -1: the whole input.
+    BevDrain {
+        bev: i64,
+        n: i64,
+    },
+    BevEnable {
+        bev: i64,
+        flags: i64,
+    },
+    BevDisable {
+        bev: i64,
+        flags: i64,
+    },
+    BevWatermark {
+        bev: i64,
+        flags: i64,
+        low: i64,
+        high: i64,
+    },
+    BevTimeouts {
+        bev: i64,
+        read_us: i64,
+        write_us: i64,
+    },
+    BevFlush {
+        bev: i64,
+        flags: i64,
+        mode: i64,
+    },
+    BevFree {
+        bev: i64,
+    },
+    BevNew {
+        bev: i64,
+    },
+    BevConnect {
+        bev: i64,
+        lev: i64,
+    },
+    BevTrigger {
+        bev: i64,
+        flags: i64,
+        opts: i64,
+    },
+    BevTriggerEvent {
+        bev: i64,
+        what: i64,
+        opts: i64,
+    },
+    BevSetcb {
+        bev: i64,
+        bits: i64,
+    },
+    BevPrint {
+        bev: i64,
+    },
+    LevEnable {
+        lev: i64,
+    },
+    LevDisable {
+        lev: i64,
+    },
+    LevFree {
+        lev: i64,
+    },
+    ClientConnect {
+        end: i64,
+        lev: i64,
+    },
 }
 
 /// An operand.
@@ -190,6 +311,10 @@ pub const OPCODES: &[(&str, &str)] = &[
     ("pair", "iiss"),
     ("event", "iiii"),
     ("common", "iis"),
+    ("end", "is"),
+    ("bev_pair", "iiiiiss"),
+    ("bev_socket", "iiiiis"),
+    ("listener", "iiiiiiis"),
     ("at", "iii"),
     ("main", "ii"),
     ("if_call", "iii"),
@@ -224,6 +349,26 @@ pub const OPCODES: &[(&str, &str)] = &[
     ("loop", "i"),
     ("priority_init", "i"),
     ("sleep", "i"),
+    ("bev_write", "is"),
+    ("bev_write_fill", "ii"),
+    ("bev_read", "ii"),
+    ("bev_drain", "ii"),
+    ("bev_enable", "ii"),
+    ("bev_disable", "ii"),
+    ("bev_watermark", "iiii"),
+    ("bev_timeouts", "iii"),
+    ("bev_flush", "iii"),
+    ("bev_free", "i"),
+    ("bev_new", "i"),
+    ("bev_connect", "ii"),
+    ("bev_trigger", "iii"),
+    ("bev_trigger_event", "iii"),
+    ("bev_setcb", "ii"),
+    ("bev_print", "i"),
+    ("lev_enable", "i"),
+    ("lev_disable", "i"),
+    ("lev_free", "i"),
+    ("client_connect", "ii"),
 ];
 
 fn s(x: &str) -> Arg {
@@ -240,6 +385,10 @@ impl Instr {
                 | Instr::Pair { .. }
                 | Instr::Event { .. }
                 | Instr::Common { .. }
+                | Instr::End { .. }
+                | Instr::BevPair { .. }
+                | Instr::BevSocket { .. }
+                | Instr::Listener { .. }
                 | Instr::At { .. }
                 | Instr::Main { .. }
         )
@@ -323,6 +472,95 @@ impl Instr {
             Instr::Loop { flags } => ("loop", vec![I(*flags)]),
             Instr::PriorityInit { n } => ("priority_init", vec![I(*n)]),
             Instr::Sleep { us } => ("sleep", vec![I(*us)]),
+            Instr::End { id, name } => ("end", vec![I(*id), s(name)]),
+            Instr::BevPair {
+                a,
+                b,
+                opts,
+                body_a,
+                body_b,
+                name_a,
+                name_b,
+            } => (
+                "bev_pair",
+                vec![
+                    I(*a),
+                    I(*b),
+                    I(*opts),
+                    I(*body_a),
+                    I(*body_b),
+                    s(name_a),
+                    s(name_b),
+                ],
+            ),
+            Instr::BevSocket {
+                id,
+                end,
+                opts,
+                body,
+                create,
+                name,
+            } => (
+                "bev_socket",
+                vec![I(*id), I(*end), I(*opts), I(*body), I(*create), s(name)],
+            ),
+            Instr::Listener {
+                id,
+                end,
+                opts,
+                backlog,
+                body,
+                first_end,
+                nends,
+                name,
+            } => (
+                "listener",
+                vec![
+                    I(*id),
+                    I(*end),
+                    I(*opts),
+                    I(*backlog),
+                    I(*body),
+                    I(*first_end),
+                    I(*nends),
+                    s(name),
+                ],
+            ),
+            Instr::BevWrite { bev, data } => ("bev_write", vec![I(*bev), Arg::Str(data.clone())]),
+            Instr::BevWriteFill { bev, count } => ("bev_write_fill", vec![I(*bev), I(*count)]),
+            Instr::BevRead { bev, max } => ("bev_read", vec![I(*bev), I(*max)]),
+            Instr::BevDrain { bev, n } => ("bev_drain", vec![I(*bev), I(*n)]),
+            Instr::BevEnable { bev, flags } => ("bev_enable", vec![I(*bev), I(*flags)]),
+            Instr::BevDisable { bev, flags } => ("bev_disable", vec![I(*bev), I(*flags)]),
+            Instr::BevWatermark {
+                bev,
+                flags,
+                low,
+                high,
+            } => ("bev_watermark", vec![I(*bev), I(*flags), I(*low), I(*high)]),
+            Instr::BevTimeouts {
+                bev,
+                read_us,
+                write_us,
+            } => ("bev_timeouts", vec![I(*bev), I(*read_us), I(*write_us)]),
+            Instr::BevFlush { bev, flags, mode } => {
+                ("bev_flush", vec![I(*bev), I(*flags), I(*mode)])
+            }
+            Instr::BevFree { bev } => ("bev_free", vec![I(*bev)]),
+            Instr::BevNew { bev } => ("bev_new", vec![I(*bev)]),
+            Instr::BevConnect { bev, lev } => ("bev_connect", vec![I(*bev), I(*lev)]),
+            Instr::BevTrigger { bev, flags, opts } => {
+                ("bev_trigger", vec![I(*bev), I(*flags), I(*opts)])
+            }
+            Instr::BevTriggerEvent { bev, what, opts } => {
+                ("bev_trigger_event", vec![I(*bev), I(*what), I(*opts)])
+            }
+            Instr::BevSetcb { bev, bits } => ("bev_setcb", vec![I(*bev), I(*bits)]),
+            Instr::BevPrint { bev } => ("bev_print", vec![I(*bev)]),
+            Instr::LevEnable { lev } => ("lev_enable", vec![I(*lev)]),
+            Instr::LevDisable { lev } => ("lev_disable", vec![I(*lev)]),
+            Instr::LevFree { lev } => ("lev_free", vec![I(*lev)]),
+            Instr::ClientConnect { end, lev } => ("client_connect", vec![I(*end), I(*lev)]),
         }
     }
 
@@ -469,6 +707,105 @@ impl Instr {
             "loop" => Instr::Loop { flags: i(0) },
             "priority_init" => Instr::PriorityInit { n: i(0) },
             "sleep" => Instr::Sleep { us: i(0) },
+            "end" => Instr::End {
+                id: i(0),
+                name: st(1)?,
+            },
+            "bev_pair" => Instr::BevPair {
+                a: i(0),
+                b: i(1),
+                opts: i(2),
+                body_a: i(3),
+                body_b: i(4),
+                name_a: st(5)?,
+                name_b: st(6)?,
+            },
+            "bev_socket" => Instr::BevSocket {
+                id: i(0),
+                end: i(1),
+                opts: i(2),
+                body: i(3),
+                create: i(4),
+                name: st(5)?,
+            },
+            "listener" => Instr::Listener {
+                id: i(0),
+                end: i(1),
+                opts: i(2),
+                backlog: i(3),
+                body: i(4),
+                first_end: i(5),
+                nends: i(6),
+                name: st(7)?,
+            },
+            "bev_write" => Instr::BevWrite {
+                bev: i(0),
+                data: match &args[1] {
+                    Arg::Str(b) => b.clone(),
+                    Arg::Int(_) => unreachable!(),
+                },
+            },
+            "bev_write_fill" => Instr::BevWriteFill {
+                bev: i(0),
+                count: i(1),
+            },
+            "bev_read" => Instr::BevRead {
+                bev: i(0),
+                max: i(1),
+            },
+            "bev_drain" => Instr::BevDrain { bev: i(0), n: i(1) },
+            "bev_enable" => Instr::BevEnable {
+                bev: i(0),
+                flags: i(1),
+            },
+            "bev_disable" => Instr::BevDisable {
+                bev: i(0),
+                flags: i(1),
+            },
+            "bev_watermark" => Instr::BevWatermark {
+                bev: i(0),
+                flags: i(1),
+                low: i(2),
+                high: i(3),
+            },
+            "bev_timeouts" => Instr::BevTimeouts {
+                bev: i(0),
+                read_us: i(1),
+                write_us: i(2),
+            },
+            "bev_flush" => Instr::BevFlush {
+                bev: i(0),
+                flags: i(1),
+                mode: i(2),
+            },
+            "bev_free" => Instr::BevFree { bev: i(0) },
+            "bev_new" => Instr::BevNew { bev: i(0) },
+            "bev_connect" => Instr::BevConnect {
+                bev: i(0),
+                lev: i(1),
+            },
+            "bev_trigger" => Instr::BevTrigger {
+                bev: i(0),
+                flags: i(1),
+                opts: i(2),
+            },
+            "bev_trigger_event" => Instr::BevTriggerEvent {
+                bev: i(0),
+                what: i(1),
+                opts: i(2),
+            },
+            "bev_setcb" => Instr::BevSetcb {
+                bev: i(0),
+                bits: i(1),
+            },
+            "bev_print" => Instr::BevPrint { bev: i(0) },
+            "lev_enable" => Instr::LevEnable { lev: i(0) },
+            "lev_disable" => Instr::LevDisable { lev: i(0) },
+            "lev_free" => Instr::LevFree { lev: i(0) },
+            "client_connect" => Instr::ClientConnect {
+                end: i(0),
+                lev: i(1),
+            },
             _ => unreachable!(),
         })
     }
@@ -591,6 +928,8 @@ impl Ir {
         let mut bodies = 0;
         let mut ends = 0;
         let mut commons = 0;
+        let mut bevs = 0;
+        let mut levs = 0;
         for ins in &self.instrs[..=h as usize] {
             match ins {
                 Instr::Body {
@@ -607,6 +946,30 @@ impl Ir {
                         return Err("pair ends out of order".into());
                     }
                     ends += 2;
+                }
+                Instr::End { id, .. } => {
+                    if *id != ends {
+                        return Err("end out of order".into());
+                    }
+                    ends += 1;
+                }
+                Instr::BevPair { a, b, .. } => {
+                    if *a != bevs || *b != bevs + 1 {
+                        return Err("bufferevent pair out of order".into());
+                    }
+                    bevs += 2;
+                }
+                Instr::BevSocket { id, .. } => {
+                    if *id != bevs {
+                        return Err("bufferevent out of order".into());
+                    }
+                    bevs += 1;
+                }
+                Instr::Listener { id, .. } => {
+                    if *id != levs {
+                        return Err("listener out of order".into());
+                    }
+                    levs += 1;
                 }
                 Instr::Common { id, .. } => {
                     if *id != commons {
@@ -635,10 +998,14 @@ impl Ir {
 /// Lowers a validated scenario.
 pub fn lower(sc: &Scenario) -> Ir {
     // ids: ends and commons in declaration order; bodies: events in declaration order, then
-    // once callbacks in order of first use
+    // once callbacks in order of first use, then three per bufferevent (read, write, event) and
+    // two per listener (accept, error), in declaration order; bufferevents (a pair gives two
+    // consecutive ids) and listeners in declaration order
     let mut ends: BTreeMap<String, i64> = BTreeMap::new();
     let mut bodies: Vec<String> = Vec::new();
     let mut commons: BTreeMap<String, i64> = BTreeMap::new();
+    let mut bevs: BTreeMap<String, i64> = BTreeMap::new();
+    let mut levs: BTreeMap<String, i64> = BTreeMap::new();
     let add_body = |name: &str, bodies: &mut Vec<String>| {
         if !bodies.iter().any(|b| b == name) {
             bodies.push(name.to_string());
@@ -653,6 +1020,21 @@ pub fn lower(sc: &Scenario) -> Ir {
                 ends.insert(b.name.clone(), k + 1);
                 n_setup += 1;
             }
+            Item::Client(c) => {
+                let k = ends.len() as i64;
+                ends.insert(c.name.clone(), k);
+                n_setup += 1;
+            }
+            Item::Listener(l) => {
+                for e in &l.accept {
+                    let k = ends.len() as i64;
+                    ends.insert(e.name.clone(), k);
+                    n_setup += 1;
+                }
+                let k = levs.len() as i64;
+                levs.insert(l.name.name.clone(), k);
+                n_setup += 1;
+            }
             Item::Event(e) => {
                 add_body(&e.name.name, &mut bodies);
                 n_setup += 1;
@@ -662,12 +1044,33 @@ pub fn lower(sc: &Scenario) -> Ir {
                 commons.insert(c.name.clone(), k);
                 n_setup += 1;
             }
+            Item::Bufferevent(d) => {
+                let k = bevs.len() as i64;
+                bevs.insert(d.name.name.clone(), k);
+                if let scenario::BevSource::Pair(p) = &d.source {
+                    bevs.insert(p.name.clone(), k + 1);
+                }
+                n_setup += 1;
+            }
             _ => {}
         }
     }
     for st in scenario::all_stmts(sc) {
         if let Action::Once { body, .. } = &st.action {
             add_body(&body.name, &mut bodies);
+        }
+    }
+    let bev_list = scenario::bufferevents(sc);
+    for (name, _) in &bev_list {
+        for cb in [Callback::Read, Callback::Write, Callback::Event] {
+            add_body(&format!("{}.{}", name.name, cb.word()), &mut bodies);
+        }
+    }
+    for item in &sc.items {
+        if let Item::Listener(l) = item {
+            for cb in [Callback::Accept, Callback::Error] {
+                add_body(&format!("{}.{}", l.name.name, cb.word()), &mut bodies);
+            }
         }
     }
     let body_id: BTreeMap<String, i64> = bodies
@@ -685,6 +1088,9 @@ pub fn lower(sc: &Scenario) -> Ir {
             Item::On(n, b) => {
                 on_blocks.insert(n.name.clone(), b);
             }
+            Item::OnCallback(n, cb, b) => {
+                on_blocks.insert(format!("{}.{}", n.name, cb.word()), b);
+            }
             Item::At(t, b) => at_blocks.push((*t, b)),
             Item::Main(b) => main = b,
             Item::Base(b) => base = b.clone(),
@@ -693,10 +1099,14 @@ pub fn lower(sc: &Scenario) -> Ir {
     }
     at_blocks.sort_by_key(|(t, _)| *t); // stable: file order among equal times
     let header = 1 + bodies.len() + n_setup + at_blocks.len() + 1;
+    let kinds = scenario::symbols(sc);
     let cx = Cx {
         ends: &ends,
         bodies: &body_id,
         commons: &commons,
+        bevs: &bevs,
+        levs: &levs,
+        kinds: &kinds,
     };
     let mut code: Vec<Instr> = Vec::new();
     let emit = |stmts: &[Stmt], code: &mut Vec<Instr>| -> (i64, i64) {
@@ -740,18 +1150,33 @@ pub fn lower(sc: &Scenario) -> Ir {
             count,
         });
     }
-    // socketpairs first (events may name an end declared later in the file), then events and
-    // common timeouts in declaration order
+    // socket ends first (events, bufferevents and listeners may name an end declared later in
+    // the file), then events, common timeouts, bufferevents and listeners in declaration order
     for item in &sc.items {
-        if let Item::Socketpair(a, b) = item {
-            instrs.push(Instr::Pair {
+        match item {
+            Item::Socketpair(a, b) => instrs.push(Instr::Pair {
                 a: ends[&a.name],
                 b: ends[&b.name],
                 name_a: a.name.clone(),
                 name_b: b.name.clone(),
-            });
+            }),
+            Item::Client(c) => instrs.push(Instr::End {
+                id: ends[&c.name],
+                name: c.name.clone(),
+            }),
+            Item::Listener(l) => {
+                for e in &l.accept {
+                    instrs.push(Instr::End {
+                        id: ends[&e.name],
+                        name: e.name.clone(),
+                    });
+                }
+            }
+            _ => {}
         }
     }
+    let origins = scenario::end_origins(sc);
+    let bev_body = |name: &str| body_id[&format!("{name}.read")];
     for item in &sc.items {
         match item {
             Item::Event(e) => {
@@ -768,6 +1193,51 @@ pub fn lower(sc: &Scenario) -> Ir {
                 usec: *d as i64,
                 name: c.name.clone(),
             }),
+            Item::Bufferevent(d) => match &d.source {
+                scenario::BevSource::Pair(p) => instrs.push(Instr::BevPair {
+                    a: bevs[&d.name.name],
+                    b: bevs[&p.name],
+                    opts: d.options as i64,
+                    body_a: bev_body(&d.name.name),
+                    body_b: bev_body(&p.name),
+                    name_a: d.name.name.clone(),
+                    name_b: p.name.clone(),
+                }),
+                scenario::BevSource::Socket(e) => instrs.push(Instr::BevSocket {
+                    id: bevs[&d.name.name],
+                    end: ends[&e.name],
+                    opts: d.options as i64,
+                    body: bev_body(&d.name.name),
+                    create: i64::from(
+                        origins.get(&e.name) == Some(&scenario::EndOrigin::Socketpair),
+                    ),
+                    name: d.name.name.clone(),
+                }),
+                scenario::BevSource::SocketNone => instrs.push(Instr::BevSocket {
+                    id: bevs[&d.name.name],
+                    end: -1,
+                    opts: d.options as i64,
+                    body: bev_body(&d.name.name),
+                    create: 1,
+                    name: d.name.name.clone(),
+                }),
+            },
+            Item::Listener(l) => {
+                let (end, backlog) = match &l.source {
+                    scenario::LevSource::Bind(b) => (-1, b.map_or(-1, i64::from)),
+                    scenario::LevSource::Fd(e) => (ends[&e.name], 0),
+                };
+                instrs.push(Instr::Listener {
+                    id: levs[&l.name.name],
+                    end,
+                    opts: l.options as i64,
+                    backlog,
+                    body: body_id[&format!("{}.accept", l.name.name)],
+                    first_end: l.accept.first().map_or(-1, |e| ends[&e.name]),
+                    nends: l.accept.len() as i64,
+                    name: l.name.name.clone(),
+                });
+            }
             _ => {}
         }
     }
@@ -797,6 +1267,9 @@ struct Cx<'a> {
     ends: &'a BTreeMap<String, i64>,
     bodies: &'a BTreeMap<String, i64>,
     commons: &'a BTreeMap<String, i64>,
+    bevs: &'a BTreeMap<String, i64>,
+    levs: &'a BTreeMap<String, i64>,
+    kinds: &'a BTreeMap<String, Kind>,
 }
 
 impl Cx<'_> {
@@ -815,7 +1288,18 @@ impl Cx<'_> {
     fn end(&self, id: &scenario::Ident) -> i64 {
         self.ends[&id.name]
     }
+    fn bev(&self, id: &scenario::Ident) -> i64 {
+        self.bevs[&id.name]
+    }
+    fn lev(&self, id: &scenario::Ident) -> i64 {
+        self.levs[&id.name]
+    }
+    fn kind(&self, id: &scenario::Ident) -> Option<Kind> {
+        self.kinds.get(&id.name).copied()
+    }
     fn action(&self, a: &Action) -> Instr {
+        let is_bev = |id: &scenario::Ident| self.kind(id) == Some(Kind::Bufferevent);
+        let is_lev = |id: &scenario::Ident| self.kind(id) == Some(Kind::Listener);
         match a {
             Action::Add(e, AddTimeout::None) => Instr::Add { ev: self.ev(e) },
             Action::Add(e, AddTimeout::Tv(us)) => Instr::AddTv {
@@ -860,6 +1344,14 @@ impl Cx<'_> {
             Action::Loopexit(Some(us)) => Instr::LoopexitTv { us: *us as i64 },
             Action::Loopbreak => Instr::Loopbreak,
             Action::Loopcontinue => Instr::Loopcontinue,
+            Action::Write(e, WriteData::Bytes(b)) if is_bev(e) => Instr::BevWrite {
+                bev: self.bev(e),
+                data: b.clone(),
+            },
+            Action::Write(e, WriteData::Fill(n)) if is_bev(e) => Instr::BevWriteFill {
+                bev: self.bev(e),
+                count: *n as i64,
+            },
             Action::Write(e, WriteData::Bytes(b)) => Instr::Write {
                 end: self.end(e),
                 data: b.clone(),
@@ -868,13 +1360,25 @@ impl Cx<'_> {
                 end: self.end(e),
                 count: *n as i64,
             },
+            Action::Read(e, n) if is_bev(e) => Instr::BevRead {
+                bev: self.bev(e),
+                max: *n as i64,
+            },
             Action::Read(e, n) => Instr::Read {
                 end: self.end(e),
                 max: *n as i64,
             },
+            Action::Drain(e, _) if is_bev(e) => Instr::BevDrain {
+                bev: self.bev(e),
+                n: -1,
+            },
             Action::Drain(e, quiet) => Instr::Drain {
                 end: self.end(e),
                 show: i64::from(!quiet),
+            },
+            Action::BevDrain(e, n) => Instr::BevDrain {
+                bev: self.bev(e),
+                n: *n as i64,
             },
             Action::Fill(e) => Instr::Fill { end: self.end(e) },
             Action::Shutdown(e, how) => Instr::Shutdown {
@@ -886,8 +1390,12 @@ impl Cx<'_> {
                 sig: *sig as i64,
                 count: *n as i64,
             },
+            Action::Free(e) if is_bev(e) => Instr::BevFree { bev: self.bev(e) },
+            Action::Free(e) if is_lev(e) => Instr::LevFree { lev: self.lev(e) },
             Action::Free(e) => Instr::Free { ev: self.ev(e) },
+            Action::New(e) if is_bev(e) => Instr::BevNew { bev: self.bev(e) },
             Action::New(e) => Instr::New { ev: self.ev(e) },
+            Action::Print(PrintWhat::Event(e)) if is_bev(e) => Instr::BevPrint { bev: self.bev(e) },
             Action::Print(PrintWhat::Event(e)) => Instr::PrintEvent { ev: self.ev(e) },
             Action::Print(PrintWhat::Counts) => Instr::PrintCounts,
             Action::Print(PrintWhat::Loop) => Instr::PrintLoop,
@@ -896,6 +1404,54 @@ impl Cx<'_> {
             Action::Loop(f) => Instr::Loop { flags: *f as i64 },
             Action::PriorityInit(n) => Instr::PriorityInit { n: *n as i64 },
             Action::Sleep(us) => Instr::Sleep { us: *us as i64 },
+            Action::Enable(x, _) if is_lev(x) => Instr::LevEnable { lev: self.lev(x) },
+            Action::Enable(x, f) => Instr::BevEnable {
+                bev: self.bev(x),
+                flags: *f as i64,
+            },
+            Action::Disable(x, _) if is_lev(x) => Instr::LevDisable { lev: self.lev(x) },
+            Action::Disable(x, f) => Instr::BevDisable {
+                bev: self.bev(x),
+                flags: *f as i64,
+            },
+            Action::Watermark(x, f, lo, hi) => Instr::BevWatermark {
+                bev: self.bev(x),
+                flags: *f as i64,
+                low: *lo as i64,
+                high: *hi as i64,
+            },
+            Action::Timeouts(x, r, w) => Instr::BevTimeouts {
+                bev: self.bev(x),
+                read_us: *r as i64,
+                write_us: *w as i64,
+            },
+            Action::Flush(x, f, m) => Instr::BevFlush {
+                bev: self.bev(x),
+                flags: *f as i64,
+                mode: *m,
+            },
+            Action::Connect(x, l) if is_bev(x) => Instr::BevConnect {
+                bev: self.bev(x),
+                lev: self.lev(l),
+            },
+            Action::Connect(x, l) => Instr::ClientConnect {
+                end: self.end(x),
+                lev: self.lev(l),
+            },
+            Action::Trigger(x, f, o) => Instr::BevTrigger {
+                bev: self.bev(x),
+                flags: *f as i64,
+                opts: *o as i64,
+            },
+            Action::TriggerEvent(x, w, o) => Instr::BevTriggerEvent {
+                bev: self.bev(x),
+                what: *w as i64,
+                opts: *o as i64,
+            },
+            Action::Setcb(x, bits) => Instr::BevSetcb {
+                bev: self.bev(x),
+                bits: *bits as i64,
+            },
         }
     }
 }

@@ -172,6 +172,66 @@ pub fn errno_name(n: i32) -> String {
         .unwrap_or_else(|| format!("E#{n}"))
 }
 
+/// Bufferevent options a scenario may write (`BEV_OPT_*`, libevent's values).
+pub const BEV_OPTIONS: &[(&str, u32)] = &[("CLOSE_ON_FREE", 0x01), ("DEFER_CALLBACKS", 0x04)];
+
+/// `BEV_OPT_CLOSE_ON_FREE`.
+pub const BEV_OPT_CLOSE_ON_FREE: u32 = 0x01;
+/// `BEV_OPT_DEFER_CALLBACKS`.
+pub const BEV_OPT_DEFER_CALLBACKS: u32 = 0x04;
+
+/// Listener options a scenario may write (`LEV_OPT_*`, libevent's values).
+pub const LEV_OPTIONS: &[(&str, u32)] = &[
+    ("CLOSE_ON_FREE", 1 << 1),
+    ("CLOSE_ON_EXEC", 1 << 2),
+    ("REUSEABLE", 1 << 3),
+    ("DISABLED", 1 << 5),
+    ("REUSEABLE_PORT", 1 << 7),
+];
+
+/// `LEV_OPT_CLOSE_ON_FREE`.
+pub const LEV_OPT_CLOSE_ON_FREE: u32 = 1 << 1;
+
+/// `BEV_EVENT_*` bits by name, in the order the trace prints them.
+pub const BEV_EVENTS: &[(&str, u16)] = &[
+    ("READING", 0x01),
+    ("WRITING", 0x02),
+    ("EOF", 0x10),
+    ("ERROR", 0x20),
+    ("TIMEOUT", 0x40),
+    ("CONNECTED", 0x80),
+];
+
+/// `BEV_EVENT_ERROR`.
+pub const BEV_EVENT_ERROR: u16 = 0x20;
+
+/// The word form of a bufferevent event callback's `what`: `READING|EOF`; `0` when empty.
+/// Bits without a name print as `0x..` at the end (never in the corpus).
+pub fn bev_what_words(what: u16) -> String {
+    let known = BEV_EVENTS.iter().fold(0u16, |a, (_, b)| a | b);
+    let mut s = join_flags(BEV_EVENTS, what, "");
+    if what & !known != 0 {
+        if !s.is_empty() {
+            s.push('|');
+        }
+        s.push_str(&format!("0x{:x}", what & !known));
+    }
+    if s.is_empty() {
+        s.push('0');
+    }
+    s
+}
+
+/// `bufferevent_trigger` options (`BEV_TRIG_*`).
+pub const TRIGGER_OPTIONS: &[(&str, u32)] =
+    &[("IGNORE_WATERMARKS", 0x10000), ("DEFER_CALLBACKS", 0x04)];
+
+/// `enum bufferevent_flush_mode`: `BEV_NORMAL`, `BEV_FLUSH`, `BEV_FINISHED`.
+pub const FLUSH_MODES: &[(&str, i64)] = &[("NORMAL", 0), ("FLUSH", 1), ("FINISHED", 2)];
+
+/// The callbacks `setcb` names, as bits: read 1, write 2, event 4.
+pub const SETCB_BITS: &[(&str, u8)] = &[("read", 1), ("write", 2), ("event", 4)];
+
 /// `SHUT_RD`, `SHUT_WR`, `SHUT_RDWR` as written in scenarios, IR operands and traces.
 pub const SHUTDOWN_HOW: &[(&str, i64)] = &[("rd", 0), ("wr", 1), ("rdwr", 2)];
 

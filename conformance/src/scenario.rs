@@ -96,6 +96,16 @@ pub enum Item {
     Common(Ident, Micros),
     /// `on NAME { … }`: the callback body of an event or of a once-event.
     On(Ident, Vec<Stmt>),
+    /// `on NAME.CALLBACK { … }`: a callback body of a bufferevent (read, write, event) or a
+    /// listener (accept, error).
+    OnCallback(Ident, Callback, Vec<Stmt>),
+    /// `bufferevent NAME pair NAME [OPTS]` / `bufferevent NAME socket END|none [OPTS]`.
+    Bufferevent(BevDecl),
+    /// `listener NAME bind [OPTS] [backlog N] [accept END…]` /
+    /// `listener NAME fd END [OPTS] [accept END…]`.
+    Listener(LevDecl),
+    /// `client NAME`: a TCP socket end, connected by `connect NAME LISTENER`.
+    Client(Ident),
     /// `at TIME { … }`: outside inputs performed by the virtual clock.
     At(Micros, Vec<Stmt>),
     /// `main { … }` (exactly one).
@@ -141,6 +151,92 @@ pub struct EventDecl {
     pub flags: u16,
     /// `prio N`: event_priority_set after creation.
     pub prio: Option<u32>,
+}
+
+/// A callback of a bufferevent or listener (`on NAME.CALLBACK`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Callback {
+    /// A bufferevent's read callback.
+    Read,
+    /// A bufferevent's write callback.
+    Write,
+    /// A bufferevent's event callback.
+    Event,
+    /// A listener's accept callback.
+    Accept,
+    /// A listener's error callback.
+    Error,
+}
+
+impl Callback {
+    /// All callbacks, in the order their bodies are numbered.
+    pub const ALL: [Callback; 5] = [
+        Callback::Read,
+        Callback::Write,
+        Callback::Event,
+        Callback::Accept,
+        Callback::Error,
+    ];
+
+    /// The word after the dot.
+    pub fn word(self) -> &'static str {
+        match self {
+            Callback::Read => "read",
+            Callback::Write => "write",
+            Callback::Event => "event",
+            Callback::Accept => "accept",
+            Callback::Error => "error",
+        }
+    }
+
+    /// True for the callbacks of bufferevents (read, write, event).
+    pub fn of_bufferevent(self) -> bool {
+        matches!(self, Callback::Read | Callback::Write | Callback::Event)
+    }
+}
+
+/// What a bufferevent is made of.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BevSource {
+    /// `pair NAME`: `bufferevent_pair_new`; NAME is the second end of the pair.
+    Pair(Ident),
+    /// `socket END`: `bufferevent_socket_new` on a socket end.
+    Socket(Ident),
+    /// `socket none`: `bufferevent_socket_new(-1)`, for `connect`.
+    SocketNone,
+}
+
+/// A bufferevent declaration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BevDecl {
+    /// Its name.
+    pub name: Ident,
+    /// Pair or socket.
+    pub source: BevSource,
+    /// `BEV_OPT_*` bits as written.
+    pub options: u32,
+}
+
+/// Where a listener's socket comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LevSource {
+    /// `bind`: `evconnlistener_new_bind` on 127.0.0.1, port 0; `backlog N` (None: -1).
+    Bind(Option<u32>),
+    /// `fd END`: `evconnlistener_new` on a socketpair end with backlog 0 (no `listen()`).
+    Fd(Ident),
+}
+
+/// A listener declaration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LevDecl {
+    /// Its name.
+    pub name: Ident,
+    /// Bound socket or existing end.
+    pub source: LevSource,
+    /// `LEV_OPT_*` bits as written.
+    pub options: u32,
+    /// The ends that receive accepted connections, in order.
+    pub accept: Vec<Ident>,
 }
 
 /// An inclusive range of call numbers: `#3` is 3..=3, `#3..5`, `#3..` is 3..=∞.
@@ -254,6 +350,26 @@ pub enum Action {
     PriorityInit(u32),
     /// `sleep DURATION`: the virtual clock moves forward (a slow callback).
     Sleep(Micros),
+    /// `drain BEV N`: drop N bytes of a bufferevent's input.
+    BevDrain(Ident, u32),
+    /// `enable BEV READ|WRITE` / `enable LISTENER` (flags 0).
+    Enable(Ident, u16),
+    /// `disable BEV READ|WRITE` / `disable LISTENER` (flags 0).
+    Disable(Ident, u16),
+    /// `watermark BEV READ|WRITE LOW HIGH`.
+    Watermark(Ident, u16, u32, u32),
+    /// `timeouts BEV READ_DUR WRITE_DUR` (0: no timeout).
+    Timeouts(Ident, Micros, Micros),
+    /// `flush BEV READ|WRITE NORMAL|FLUSH|FINISHED` (mode: `BEV_*` value).
+    Flush(Ident, u16, i64),
+    /// `connect BEV|CLIENT LISTENER`.
+    Connect(Ident, Ident),
+    /// `trigger BEV READ|WRITE [IGNORE_WATERMARKS|DEFER_CALLBACKS]`.
+    Trigger(Ident, u16, u32),
+    /// `trigger_event BEV WHAT [IGNORE_WATERMARKS|DEFER_CALLBACKS]`.
+    TriggerEvent(Ident, u16, u32),
+    /// `setcb BEV read write event` / `setcb BEV none` (bits: read 1, write 2, event 4).
+    Setcb(Ident, u8),
 }
 
 impl Action {
@@ -261,7 +377,11 @@ impl Action {
     pub fn is_outside_input(&self) -> bool {
         matches!(
             self,
-            Action::Write(..) | Action::Shutdown(..) | Action::Close(..) | Action::Raise(..)
+            Action::Write(..)
+                | Action::Shutdown(..)
+                | Action::Close(..)
+                | Action::Raise(..)
+                | Action::Connect(..)
         )
     }
 }
@@ -316,11 +436,23 @@ pub const KEYWORDS: &[&str] = &[
     "rdwr",
     "bufferevent",
     "listener",
+    "client",
+    "pair",
+    "socket",
+    "bind",
+    "backlog",
+    "accept",
+    "enable",
+    "disable",
+    "watermark",
+    "timeouts",
+    "flush",
+    "connect",
+    "trigger",
+    "trigger_event",
+    "setcb",
     "NONE",
 ];
-
-/// Declarations reserved for the next version of the language.
-const RESERVED_DECLS: &[&str] = &["bufferevent", "listener"];
 
 // ------------------------------------------------------------------------------------------
 // Lexer
@@ -784,7 +916,7 @@ impl<'a> Parser<'a> {
                 Tok::Ident(w) => w,
                 _ => {
                     return self.unexpected(
-                        "a declaration (base, socketpair, event, common, on, at, main)",
+                        "a declaration (base, socketpair, event, common, bufferevent, listener, client, on, at, main)",
                     )
                 }
             };
@@ -818,15 +950,95 @@ impl<'a> Parser<'a> {
                     Item::Common(name, d)
                 }
                 "on" => {
-                    let name = self.name("an event or once name")?;
+                    let name = self.name("an event, once, bufferevent or listener name")?;
                     if matches!(self.peek(), Tok::Dot) {
-                        return self.err(
-                            self.pos(),
-                            "callback bodies of the form 'on NAME.callback' are reserved for bufferevents and listeners (not supported yet)",
-                        );
+                        self.bump();
+                        let cpos = self.pos();
+                        let cb = match self.peek().clone() {
+                            Tok::Ident(w) => Callback::ALL.into_iter().find(|c| c.word() == w),
+                            _ => None,
+                        };
+                        let Some(cb) = cb else {
+                            return self.err(cpos, format!("expected a callback (read, write, event, accept or error) after '{name}.', found {}", self.peek().describe()));
+                        };
+                        self.bump();
+                        let body = self.block(BlockKind::On)?;
+                        Item::OnCallback(name, cb, body)
+                    } else {
+                        let body = self.block(BlockKind::On)?;
+                        Item::On(name, body)
                     }
-                    let body = self.block(BlockKind::On)?;
-                    Item::On(name, body)
+                }
+                "bufferevent" => {
+                    let name = self.name("a bufferevent name")?;
+                    let source = if self.eat_word("pair") {
+                        BevSource::Pair(self.name("the name of the pair's second bufferevent")?)
+                    } else if self.eat_word("socket") {
+                        if self.eat_word("none") {
+                            BevSource::SocketNone
+                        } else {
+                            BevSource::Socket(self.name("a socket end")?)
+                        }
+                    } else {
+                        return self.unexpected("'pair NAME', 'socket END' or 'socket none'");
+                    };
+                    let options = if matches!(self.peek(), Tok::Ident(_)) {
+                        self.flag_list(names::BEV_OPTIONS, "bufferevent option", false)?
+                    } else {
+                        0
+                    };
+                    self.end_of_line()?;
+                    Item::Bufferevent(BevDecl { name, source, options })
+                }
+                "listener" => {
+                    let name = self.name("a listener name")?;
+                    let bind = if self.eat_word("bind") {
+                        true
+                    } else if self.eat_word("fd") {
+                        false
+                    } else {
+                        return self.unexpected("'bind' or 'fd END'");
+                    };
+                    let fd_end = if bind { None } else { Some(self.name("a socket end")?) };
+                    let options = if matches!(self.peek(), Tok::Ident(w) if w != "backlog" && w != "accept") {
+                        self.flag_list(names::LEV_OPTIONS, "listener option", false)?
+                    } else {
+                        0
+                    };
+                    let mut backlog = None;
+                    if self.at_word("backlog") {
+                        let bpos = self.pos();
+                        self.bump();
+                        if !bind {
+                            return self.err(bpos, "'backlog' is only for 'listener NAME bind' (an 'fd' listener never calls listen())");
+                        }
+                        let ipos = self.pos();
+                        let n = self.int("a backlog", 65535)?;
+                        if n == 0 {
+                            return self.err(ipos, "evconnlistener_new_bind fails with backlog 0; write 1 or more, or leave it out for -1 (128)");
+                        }
+                        backlog = Some(n);
+                    }
+                    let mut accept = Vec::new();
+                    if self.eat_word("accept") {
+                        while matches!(self.peek(), Tok::Ident(_)) {
+                            accept.push(self.name("an end name for an accepted connection")?);
+                        }
+                        if accept.is_empty() {
+                            return self.unexpected("the names of the ends that receive accepted connections");
+                        }
+                    }
+                    self.end_of_line()?;
+                    let source = match fd_end {
+                        None => LevSource::Bind(backlog),
+                        Some(e) => LevSource::Fd(e),
+                    };
+                    Item::Listener(LevDecl { name, source, options, accept })
+                }
+                "client" => {
+                    let name = self.name("a client end name")?;
+                    self.end_of_line()?;
+                    Item::Client(name)
                 }
                 "at" => {
                     let t = self.dur()?;
@@ -841,13 +1053,10 @@ impl<'a> Parser<'a> {
                     let body = self.block(BlockKind::Main)?;
                     Item::Main(body)
                 }
-                w if RESERVED_DECLS.contains(&w) => {
-                    return self.err(pos, format!("'{w}' is reserved for a later version of the language (not supported yet)"));
-                }
                 w => {
                     return self.err(
                         pos,
-                        format!("unknown declaration '{w}' (expected base, socketpair, event, common, on, at or main)"),
+                        format!("unknown declaration '{w}' (expected base, socketpair, event, common, bufferevent, listener, client, on, at or main)"),
                     )
                 }
             };
@@ -977,7 +1186,7 @@ impl<'a> Parser<'a> {
         if kind == BlockKind::At && !action.is_outside_input() {
             return self.err(
                 pos,
-                "only write, shutdown, close and raise are allowed in 'at' blocks (outside inputs)",
+                "only write, shutdown, close, raise and connect are allowed in 'at' blocks (outside inputs)",
             );
         }
         Ok(Stmt { cond, action })
@@ -1073,9 +1282,116 @@ impl<'a> Parser<'a> {
                 Action::Read(end, n)
             }
             "drain" => {
-                let end = self.name("a socketpair end")?;
-                let quiet = self.eat_word("quiet");
-                Action::Drain(end, quiet)
+                let end = self.name("a socketpair end or a bufferevent")?;
+                if let Tok::Int(_) = self.peek() {
+                    let n = self.int("a byte count", 1 << 20)?;
+                    Action::BevDrain(end, n)
+                } else {
+                    let quiet = self.eat_word("quiet");
+                    Action::Drain(end, quiet)
+                }
+            }
+            "enable" | "disable" => {
+                let x = self.name("a bufferevent or a listener")?;
+                let flags = if self.at_event_flag() {
+                    self.event_flags()?
+                } else {
+                    0
+                };
+                if w == "enable" {
+                    Action::Enable(x, flags)
+                } else {
+                    Action::Disable(x, flags)
+                }
+            }
+            "watermark" => {
+                let x = self.name("a bufferevent")?;
+                let ev = self.event_flags()?;
+                let low = self.int("a low watermark", u32::MAX as u64)?;
+                let high = self.int("a high watermark", u32::MAX as u64)?;
+                Action::Watermark(x, ev, low, high)
+            }
+            "timeouts" => {
+                let x = self.name("a bufferevent")?;
+                let r = self.dur()?;
+                let w = self.dur()?;
+                Action::Timeouts(x, r, w)
+            }
+            "flush" => {
+                let x = self.name("a bufferevent")?;
+                let io = self.event_flags()?;
+                let mpos = self.pos();
+                let mode = match self.peek().clone() {
+                    Tok::Ident(m) => names::FLUSH_MODES
+                        .iter()
+                        .find(|(n, _)| *n == m)
+                        .map(|(_, v)| *v),
+                    _ => None,
+                };
+                let Some(mode) = mode else {
+                    return self.err(
+                        mpos,
+                        format!(
+                            "expected a flush mode (NORMAL, FLUSH or FINISHED), found {}",
+                            self.peek().describe()
+                        ),
+                    );
+                };
+                self.bump();
+                Action::Flush(x, io, mode)
+            }
+            "connect" => {
+                let x = self.name("a bufferevent or a client end")?;
+                let l = self.name("a listener")?;
+                Action::Connect(x, l)
+            }
+            "trigger" | "trigger_event" => {
+                let x = self.name("a bufferevent")?;
+                let what = if w == "trigger" {
+                    self.event_flags()?
+                } else {
+                    self.flag_list(names::BEV_EVENTS, "bufferevent event", false)?
+                };
+                let opts = if matches!(self.peek(), Tok::Ident(_)) {
+                    self.flag_list(names::TRIGGER_OPTIONS, "trigger option", false)?
+                } else {
+                    0
+                };
+                if w == "trigger" {
+                    Action::Trigger(x, what, opts)
+                } else {
+                    Action::TriggerEvent(x, what, opts)
+                }
+            }
+            "setcb" => {
+                let x = self.name("a bufferevent")?;
+                let mut bits = 0u8;
+                if !self.eat_word("none") {
+                    loop {
+                        let cpos = self.pos();
+                        let found = match self.peek() {
+                            Tok::Ident(c) => names::SETCB_BITS
+                                .iter()
+                                .find(|(n, _)| n == c)
+                                .map(|(_, b)| *b),
+                            _ => None,
+                        };
+                        match found {
+                            Some(b) if bits & b != 0 => {
+                                return self.err(cpos, "a callback is named twice");
+                            }
+                            Some(b) => {
+                                bits |= b;
+                                self.bump();
+                            }
+                            None if bits == 0 => {
+                                return self.unexpected("read, write, event or none");
+                            }
+                            None => break,
+                        }
+                    }
+                }
+                Action::Setcb(x, bits)
             }
             "fill" => Action::Fill(self.name("a socketpair end")?),
             "shutdown" => {
@@ -1143,6 +1459,11 @@ impl<'a> Parser<'a> {
 
 fn is_flag_word(s: &str) -> bool {
     names::EVENT_FLAGS.iter().any(|(n, _)| *n == s)
+        || names::BEV_OPTIONS.iter().any(|(n, _)| *n == s)
+        || names::LEV_OPTIONS.iter().any(|(n, _)| *n == s)
+        || names::BEV_EVENTS.iter().any(|(n, _)| *n == s)
+        || names::TRIGGER_OPTIONS.iter().any(|(n, _)| *n == s)
+        || names::FLUSH_MODES.iter().any(|(n, _)| *n == s)
         || names::LOOP_FLAGS.iter().any(|(n, _)| *n == s)
         || names::BASE_FLAGS.iter().any(|(n, _)| *n == s)
         || names::signal_number(s).is_some()
@@ -1161,7 +1482,7 @@ enum BlockKind {
 /// What a name denotes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
-    /// A socketpair end.
+    /// A socket end: a socketpair end, a client, or an end that receives accepted connections.
     End,
     /// An event.
     Event,
@@ -1169,6 +1490,10 @@ pub enum Kind {
     Common,
     /// The callback body of once-events.
     Once,
+    /// A bufferevent.
+    Bufferevent,
+    /// A connection listener.
+    Listener,
 }
 
 impl Kind {
@@ -1178,8 +1503,45 @@ impl Kind {
             Kind::Event => "an event",
             Kind::Common => "a common timeout",
             Kind::Once => "a once callback",
+            Kind::Bufferevent => "a bufferevent",
+            Kind::Listener => "a listener",
         }
     }
+}
+
+/// Where a socket end's descriptor comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EndOrigin {
+    /// `socketpair A B`: open from setup on.
+    Socketpair,
+    /// `client NAME`: opened by `connect NAME LISTENER`.
+    Client,
+    /// Named in `listener L … accept …`: receives one accepted connection of L.
+    Accepted(String),
+}
+
+/// The origin of every socket end, by name.
+pub fn end_origins(sc: &Scenario) -> BTreeMap<String, EndOrigin> {
+    let mut m = BTreeMap::new();
+    for item in &sc.items {
+        match item {
+            Item::Socketpair(a, b) => {
+                m.entry(a.name.clone()).or_insert(EndOrigin::Socketpair);
+                m.entry(b.name.clone()).or_insert(EndOrigin::Socketpair);
+            }
+            Item::Client(c) => {
+                m.entry(c.name.clone()).or_insert(EndOrigin::Client);
+            }
+            Item::Listener(l) => {
+                for e in &l.accept {
+                    m.entry(e.name.clone())
+                        .or_insert(EndOrigin::Accepted(l.name.name.clone()));
+                }
+            }
+            _ => {}
+        }
+    }
+    m
 }
 
 /// The symbol table of a scenario: every name and what it denotes.
@@ -1197,6 +1559,21 @@ pub fn symbols(sc: &Scenario) -> BTreeMap<String, Kind> {
             Item::Common(c, _) => {
                 m.entry(c.name.clone()).or_insert(Kind::Common);
             }
+            Item::Client(c) => {
+                m.entry(c.name.clone()).or_insert(Kind::End);
+            }
+            Item::Bufferevent(d) => {
+                m.entry(d.name.name.clone()).or_insert(Kind::Bufferevent);
+                if let BevSource::Pair(p) = &d.source {
+                    m.entry(p.name.clone()).or_insert(Kind::Bufferevent);
+                }
+            }
+            Item::Listener(l) => {
+                m.entry(l.name.name.clone()).or_insert(Kind::Listener);
+                for e in &l.accept {
+                    m.entry(e.name.clone()).or_insert(Kind::End);
+                }
+            }
             _ => {}
         }
     }
@@ -1211,7 +1588,7 @@ pub fn symbols(sc: &Scenario) -> BTreeMap<String, Kind> {
 /// Every statement of every block, in file order.
 pub fn all_stmts(sc: &Scenario) -> impl Iterator<Item = &Stmt> {
     sc.items.iter().flat_map(|item| match item {
-        Item::On(_, b) | Item::At(_, b) | Item::Main(b) => b.as_slice(),
+        Item::On(_, b) | Item::OnCallback(_, _, b) | Item::At(_, b) | Item::Main(b) => b.as_slice(),
         _ => &[],
     })
 }
@@ -1225,6 +1602,21 @@ pub fn base_priorities(sc: &Scenario) -> u32 {
             _ => None,
         })
         .unwrap_or(1)
+}
+
+/// The bufferevents of a scenario in declaration order (a pair gives both names, first one
+/// first), each with its declaration.
+pub fn bufferevents(sc: &Scenario) -> Vec<(&Ident, &BevDecl)> {
+    let mut v = Vec::new();
+    for item in &sc.items {
+        if let Item::Bufferevent(d) = item {
+            v.push((&d.name, d));
+            if let BevSource::Pair(p) = &d.source {
+                v.push((p, d));
+            }
+        }
+    }
+    v
 }
 
 /// Name and kind checks: every name declared once and used as what it is.
@@ -1296,6 +1688,19 @@ pub fn validate(file: &str, sc: &Scenario) -> Result<(), Error> {
                 }
             }
             Item::Common(c, _) => declare(c, Kind::Common)?,
+            Item::Client(c) => declare(c, Kind::End)?,
+            Item::Bufferevent(d) => {
+                declare(&d.name, Kind::Bufferevent)?;
+                if let BevSource::Pair(p) = &d.source {
+                    declare(p, Kind::Bufferevent)?;
+                }
+            }
+            Item::Listener(l) => {
+                declare(&l.name, Kind::Listener)?;
+                for e in &l.accept {
+                    declare(e, Kind::End)?;
+                }
+            }
             Item::Main(_) => has_main = true,
             _ => {}
         }
@@ -1328,25 +1733,35 @@ pub fn validate(file: &str, sc: &Scenario) -> Result<(), Error> {
             "the scenario has no 'main' block".into(),
         );
     }
-    let expect = |id: &Ident, k: Kind| -> Result<(), Error> {
+    let kind_of = |id: &Ident| decl.get(&id.name).copied();
+    let expect_any = |id: &Ident, ks: &[Kind], what: &str| -> Result<Kind, Error> {
         match decl.get(&id.name) {
-            Some((k0, _)) if *k0 == k => Ok(()),
-            Some((k0, p0)) => err(
-                id.pos,
-                format!(
-                    "'{}' is {} (line {}), expected {}",
+            Some((k0, _)) if ks.contains(k0) => Ok(*k0),
+            Some((k0, p0)) => Err(Error {
+                file: file.to_string(),
+                pos: id.pos,
+                msg: format!(
+                    "'{}' is {} (line {}), expected {what}",
                     id.name,
                     k0.describe(),
                     p0.line,
-                    k.describe()
                 ),
-            ),
-            None => err(
-                id.pos,
-                format!("'{}' is not declared (expected {})", id.name, k.describe()),
-            ),
+            }),
+            None => Err(Error {
+                file: file.to_string(),
+                pos: id.pos,
+                msg: format!("'{}' is not declared (expected {what})", id.name),
+            }),
         }
     };
+    let expect = |id: &Ident, k: Kind| -> Result<(), Error> {
+        expect_any(id, &[k], k.describe()).map(|_| ())
+    };
+    let origins = end_origins(sc);
+    let bev_decls: BTreeMap<String, &BevDecl> = bufferevents(sc)
+        .into_iter()
+        .map(|(n, d)| (n.name.clone(), d))
+        .collect();
     let mut bodies: BTreeMap<String, Pos> = BTreeMap::new();
     for item in &sc.items {
         match item {
@@ -1354,9 +1769,42 @@ pub fn validate(file: &str, sc: &Scenario) -> Result<(), Error> {
                 source: Source::Fd(end),
                 ..
             }) => expect(end, Kind::End)?,
+            Item::Bufferevent(d) => {
+                if let BevSource::Socket(end) = &d.source {
+                    expect(end, Kind::End)?;
+                }
+            }
+            Item::Listener(l) => {
+                if let LevSource::Fd(end) = &l.source {
+                    expect(end, Kind::End)?;
+                    if origins.get(&end.name) != Some(&EndOrigin::Socketpair) {
+                        return err(
+                            end.pos,
+                            format!(
+                                "'listener {} fd {end}': the end must be a socketpair end",
+                                l.name
+                            ),
+                        );
+                    }
+                }
+            }
             Item::On(name, _) => {
                 match decl.get(&name.name) {
                     Some((Kind::Event | Kind::Once, _)) => {}
+                    Some((Kind::Bufferevent | Kind::Listener, _)) => {
+                        return err(
+                            name.pos,
+                            format!(
+                                "'{name}' is {}: write 'on {name}.CALLBACK' ({})",
+                                kind_of(name).map_or("", |(k, _)| k.describe()),
+                                if kind_of(name).map(|(k, _)| k) == Some(Kind::Listener) {
+                                    "accept or error"
+                                } else {
+                                    "read, write or event"
+                                }
+                            ),
+                        )
+                    }
                     Some((k, p)) => {
                         return err(
                             name.pos,
@@ -1387,37 +1835,214 @@ pub fn validate(file: &str, sc: &Scenario) -> Result<(), Error> {
                     );
                 }
             }
+            Item::OnCallback(name, cb, _) => {
+                let want = if cb.of_bufferevent() {
+                    Kind::Bufferevent
+                } else {
+                    Kind::Listener
+                };
+                match decl.get(&name.name) {
+                    Some((k, _)) if *k == want => {}
+                    Some((k, p)) => {
+                        return err(
+                            name.pos,
+                            format!(
+                                "'on {name}.{}': '{name}' is {} (line {}), expected {}",
+                                cb.word(),
+                                k.describe(),
+                                p.line,
+                                want.describe()
+                            ),
+                        )
+                    }
+                    None => {
+                        return err(
+                            name.pos,
+                            format!(
+                                "'on {name}.{}': '{name}' is not declared (expected {})",
+                                cb.word(),
+                                want.describe()
+                            ),
+                        )
+                    }
+                }
+                let key = format!("{}.{}", name.name, cb.word());
+                if let Some(p) = bodies.insert(key, name.pos) {
+                    return err(
+                        name.pos,
+                        format!(
+                            "second 'on {}.{}' block (the first is at line {})",
+                            name,
+                            cb.word(),
+                            p.line
+                        ),
+                    );
+                }
+            }
             _ => {}
         }
     }
-    for stmt in all_stmts(sc) {
-        match &stmt.action {
-            Action::Add(e, t) => {
-                expect(e, Kind::Event)?;
-                if let AddTimeout::Common(c) = t {
-                    expect(c, Kind::Common)?;
+    let rw = names::EV_READ | names::EV_WRITE;
+    let rw_flags = |x: &Ident, f: u16, verb: &str| -> Result<(), Error> {
+        if f == 0 || f & !rw != 0 {
+            return err(
+                x.pos,
+                format!("'{verb} {x}' takes READ, WRITE or READ|WRITE"),
+            );
+        }
+        Ok(())
+    };
+    for item in &sc.items {
+        let (stmts, in_at) = match item {
+            Item::On(_, b) | Item::OnCallback(_, _, b) | Item::Main(b) => (b, false),
+            Item::At(_, b) => (b, true),
+            _ => continue,
+        };
+        for stmt in stmts {
+            let a = &stmt.action;
+            if in_at {
+                let target = match a {
+                    Action::Write(e, _)
+                    | Action::Shutdown(e, _)
+                    | Action::Close(e)
+                    | Action::Connect(e, _) => Some(e),
+                    _ => None,
+                };
+                if let Some(e) = target {
+                    if kind_of(e).map(|(k, _)| k) == Some(Kind::Bufferevent) {
+                        return err(
+                            e.pos,
+                            format!("'{e}' is a bufferevent: 'at' blocks only act on sockets from the outside"),
+                        );
+                    }
                 }
             }
-            Action::Del(e)
-            | Action::Active(e, _, _)
-            | Action::PrioritySet(e, _)
-            | Action::RemoveTimer(e)
-            | Action::Free(e)
-            | Action::New(e)
-            | Action::Print(PrintWhat::Event(e)) => expect(e, Kind::Event)?,
-            Action::Once { source, flags, .. } => {
-                if let Source::Fd(end) = source {
-                    expect(end, Kind::End)?;
+            match a {
+                Action::Add(e, t) => {
+                    expect(e, Kind::Event)?;
+                    if let AddTimeout::Common(c) = t {
+                        expect(c, Kind::Common)?;
+                    }
                 }
-                let _ = flags;
+                Action::Del(e)
+                | Action::Active(e, _, _)
+                | Action::PrioritySet(e, _)
+                | Action::RemoveTimer(e) => expect(e, Kind::Event)?,
+                Action::Free(e) => {
+                    expect_any(
+                        e,
+                        &[Kind::Event, Kind::Bufferevent, Kind::Listener],
+                        "an event, a bufferevent or a listener",
+                    )?;
+                }
+                Action::New(e) => {
+                    let k = expect_any(
+                        e,
+                        &[Kind::Event, Kind::Bufferevent],
+                        "an event or a bufferevent",
+                    )?;
+                    if k == Kind::Bufferevent
+                        && matches!(bev_decls.get(&e.name), Some(d) if matches!(d.source, BevSource::Pair(_)))
+                    {
+                        return err(
+                            e.pos,
+                            format!(
+                                "'new {e}': the bufferevents of a pair are only created at setup"
+                            ),
+                        );
+                    }
+                }
+                Action::Print(PrintWhat::Event(e)) => {
+                    expect_any(
+                        e,
+                        &[Kind::Event, Kind::Bufferevent],
+                        "an event or a bufferevent",
+                    )?;
+                }
+                Action::Once { source, flags, .. } => {
+                    if let Source::Fd(end) = source {
+                        expect(end, Kind::End)?;
+                    }
+                    let _ = flags;
+                }
+                Action::Write(e, _) | Action::Read(e, _) => {
+                    expect_any(
+                        e,
+                        &[Kind::End, Kind::Bufferevent],
+                        "a socket end or a bufferevent",
+                    )?;
+                }
+                Action::Drain(e, quiet) => {
+                    let k = expect_any(
+                        e,
+                        &[Kind::End, Kind::Bufferevent],
+                        "a socket end or a bufferevent",
+                    )?;
+                    if *quiet && k == Kind::Bufferevent {
+                        return err(e.pos, format!("'drain {e} quiet' is for socket ends; a bufferevent drains N bytes ('drain {e} N') or all of its input ('drain {e}')"));
+                    }
+                }
+                Action::BevDrain(e, _) => expect(e, Kind::Bufferevent)?,
+                Action::Fill(e) | Action::Shutdown(e, _) | Action::Close(e) => {
+                    expect(e, Kind::End)?
+                }
+                Action::Enable(x, f) | Action::Disable(x, f) => {
+                    let verb = if matches!(a, Action::Enable(..)) {
+                        "enable"
+                    } else {
+                        "disable"
+                    };
+                    let k = expect_any(
+                        x,
+                        &[Kind::Bufferevent, Kind::Listener],
+                        "a bufferevent or a listener",
+                    )?;
+                    if k == Kind::Listener {
+                        if *f != 0 {
+                            return err(x.pos, format!("'{verb} {x}': a listener takes no flags"));
+                        }
+                    } else {
+                        rw_flags(x, *f, verb)?;
+                    }
+                }
+                Action::Watermark(x, f, _, _) => {
+                    expect(x, Kind::Bufferevent)?;
+                    rw_flags(x, *f, "watermark")?;
+                }
+                Action::Flush(x, f, _) => {
+                    expect(x, Kind::Bufferevent)?;
+                    rw_flags(x, *f, "flush")?;
+                }
+                Action::Trigger(x, f, _) => {
+                    expect(x, Kind::Bufferevent)?;
+                    rw_flags(x, *f, "trigger")?;
+                }
+                Action::Timeouts(x, _, _) | Action::TriggerEvent(x, _, _) | Action::Setcb(x, _) => {
+                    expect(x, Kind::Bufferevent)?
+                }
+                Action::Connect(x, l) => {
+                    let k = expect_any(
+                        x,
+                        &[Kind::Bufferevent, Kind::End],
+                        "a 'socket none' bufferevent or a client end",
+                    )?;
+                    if k == Kind::End && origins.get(&x.name) != Some(&EndOrigin::Client) {
+                        return err(x.pos, format!("'connect {x} …': '{x}' is not a client end (declare it with 'client {x}')"));
+                    }
+                    if k == Kind::Bufferevent
+                        && !matches!(bev_decls.get(&x.name), Some(d) if d.source == BevSource::SocketNone)
+                    {
+                        return err(
+                            x.pos,
+                            format!(
+                                "'connect {x} …': only a 'socket none' bufferevent can connect"
+                            ),
+                        );
+                    }
+                    expect(l, Kind::Listener)?;
+                }
+                _ => {}
             }
-            Action::Write(e, _)
-            | Action::Read(e, _)
-            | Action::Drain(e, _)
-            | Action::Fill(e)
-            | Action::Shutdown(e, _)
-            | Action::Close(e) => expect(e, Kind::End)?,
-            _ => {}
         }
     }
     Ok(())
@@ -1514,6 +2139,56 @@ pub fn fmt_action(a: &Action) -> String {
         Action::Loop(f) => format!("loop {}", names::join_flags(names::LOOP_FLAGS, *f, "0")),
         Action::PriorityInit(n) => format!("priority_init {n}"),
         Action::Sleep(d) => format!("sleep {}", fmt_dur(*d)),
+        Action::BevDrain(x, n) => format!("drain {x} {n}"),
+        Action::Enable(x, 0) => format!("enable {x}"),
+        Action::Enable(x, f) => format!("enable {x} {}", fmt_event_flags(*f)),
+        Action::Disable(x, 0) => format!("disable {x}"),
+        Action::Disable(x, f) => format!("disable {x} {}", fmt_event_flags(*f)),
+        Action::Watermark(x, f, lo, hi) => {
+            format!("watermark {x} {} {lo} {hi}", fmt_event_flags(*f))
+        }
+        Action::Timeouts(x, r, w) => format!("timeouts {x} {} {}", fmt_dur(*r), fmt_dur(*w)),
+        Action::Flush(x, f, m) => format!(
+            "flush {x} {} {}",
+            fmt_event_flags(*f),
+            names::FLUSH_MODES
+                .iter()
+                .find(|(_, v)| v == m)
+                .map_or("NORMAL", |(n, _)| *n)
+        ),
+        Action::Connect(x, l) => format!("connect {x} {l}"),
+        Action::Trigger(x, f, o) => {
+            let mut s = format!("trigger {x} {}", fmt_event_flags(*f));
+            if *o != 0 {
+                s.push(' ');
+                s.push_str(&names::join_flags(names::TRIGGER_OPTIONS, *o, ""));
+            }
+            s
+        }
+        Action::TriggerEvent(x, w, o) => {
+            let mut s = format!(
+                "trigger_event {x} {}",
+                names::join_flags(names::BEV_EVENTS, *w, "")
+            );
+            if *o != 0 {
+                s.push(' ');
+                s.push_str(&names::join_flags(names::TRIGGER_OPTIONS, *o, ""));
+            }
+            s
+        }
+        Action::Setcb(x, bits) => format!(
+            "setcb {x} {}",
+            if *bits == 0 {
+                "none".to_string()
+            } else {
+                names::SETCB_BITS
+                    .iter()
+                    .filter(|(_, b)| bits & b != 0)
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            }
+        ),
     }
 }
 
@@ -1587,6 +2262,59 @@ pub fn print(sc: &Scenario) -> String {
                 let _ = write!(out, "on {n}");
                 fmt_block(&mut out, body);
             }
+            Item::OnCallback(n, cb, body) => {
+                let _ = write!(out, "on {n}.{}", cb.word());
+                fmt_block(&mut out, body);
+            }
+            Item::Bufferevent(d) => {
+                let _ = write!(out, "bufferevent {} ", d.name);
+                match &d.source {
+                    BevSource::Pair(p) => {
+                        let _ = write!(out, "pair {p}");
+                    }
+                    BevSource::Socket(e) => {
+                        let _ = write!(out, "socket {e}");
+                    }
+                    BevSource::SocketNone => out.push_str("socket none"),
+                }
+                if d.options != 0 {
+                    let _ = write!(
+                        out,
+                        " {}",
+                        names::join_flags(names::BEV_OPTIONS, d.options, "")
+                    );
+                }
+                out.push('\n');
+            }
+            Item::Listener(l) => {
+                let _ = write!(out, "listener {} ", l.name);
+                match &l.source {
+                    LevSource::Bind(_) => out.push_str("bind"),
+                    LevSource::Fd(e) => {
+                        let _ = write!(out, "fd {e}");
+                    }
+                }
+                if l.options != 0 {
+                    let _ = write!(
+                        out,
+                        " {}",
+                        names::join_flags(names::LEV_OPTIONS, l.options, "")
+                    );
+                }
+                if let LevSource::Bind(Some(n)) = l.source {
+                    let _ = write!(out, " backlog {n}");
+                }
+                if !l.accept.is_empty() {
+                    out.push_str(" accept");
+                    for e in &l.accept {
+                        let _ = write!(out, " {e}");
+                    }
+                }
+                out.push('\n');
+            }
+            Item::Client(c) => {
+                let _ = writeln!(out, "client {c}");
+            }
             Item::At(t, body) => {
                 let _ = write!(out, "at {}", fmt_dur(*t));
                 fmt_block(&mut out, body);
@@ -1635,8 +2363,11 @@ mod tests {
             perr("event t timer\nevent t timer\nmain {}\n"),
             "t.scn:2:7: 't' is already declared as an event at line 1"
         );
-        assert_eq!(perr("bufferevent b pair\n"), "t.scn:1:1: 'bufferevent' is reserved for a later version of the language (not supported yet)");
-        assert_eq!(perr("socketpair a b\nat 5ms { add a }\nmain {}\n"), "t.scn:2:10: only write, shutdown, close and raise are allowed in 'at' blocks (outside inputs)");
+        assert_eq!(
+            perr("bufferevent b pair\n"),
+            "t.scn:1:19: expected the name of the pair's second bufferevent, found end of line"
+        );
+        assert_eq!(perr("socketpair a b\nat 5ms { add a }\nmain {}\n"), "t.scn:2:10: only write, shutdown, close, raise and connect are allowed in 'at' blocks (outside inputs)");
         assert_eq!(perr("event s signal SIGFOO\n"), "t.scn:1:16: unknown signal 'SIGFOO' (known: SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGTERM, SIGCHLD, SIGWINCH)");
         assert_eq!(
             perr("main {\n  write a \"x\n}\n"),

@@ -128,6 +128,107 @@ pub enum Line<'a> {
     Dead { op: &'a str, ev: &'a str },
     /// `new EV live`: `new` on an event that exists.
     Live { ev: &'a str },
+    /// A bufferevent callback: `cb X.read #N in=I out=O`, `cb X.write #N in=I out=O`,
+    /// `cb X.event #N WHAT [err=E] in=I out=O` (WHAT in `BEV_EVENT_*` words; `err=` only with
+    /// ERROR). `name` is the body name (`X.read`).
+    BevCb {
+        name: &'a str,
+        call: u64,
+        what: Option<u16>,
+        err: Option<i32>,
+        input: usize,
+        output: usize,
+    },
+    /// A listener's accept callback: `cb L.accept #N END` (`-`: no end left; the connection is
+    /// closed).
+    AcceptCb {
+        name: &'a str,
+        call: u64,
+        end: Option<&'a str>,
+    },
+    /// A listener's error callback: `cb L.error #N err=E`.
+    ErrorCb { name: &'a str, call: u64, err: i32 },
+    /// `write X n=K rc=R in=I out=O` (bufferevent_write; the lengths after the call).
+    BevWrite {
+        bev: &'a str,
+        n: usize,
+        rc: i32,
+        input: usize,
+        output: usize,
+    },
+    /// `read X n=K ["BYTES"] in=I out=O` (bufferevent_read; bytes shown for 1 to 64).
+    BevRead {
+        bev: &'a str,
+        data: &'a [u8],
+        input: usize,
+        output: usize,
+    },
+    /// `drain X n=K rc=R in=I out=O` (evbuffer_drain of the input; K as asked).
+    BevDrain {
+        bev: &'a str,
+        n: usize,
+        rc: i32,
+        input: usize,
+        output: usize,
+    },
+    /// `enable X FLAGS rc=R` / `disable X FLAGS rc=R`.
+    BevEnable {
+        bev: &'a str,
+        disable: bool,
+        flags: u16,
+        rc: i32,
+    },
+    /// `watermark X FLAGS LOW HIGH`.
+    BevWatermark {
+        bev: &'a str,
+        flags: u16,
+        low: i64,
+        high: i64,
+    },
+    /// `timeouts X read=US write=US rc=R` (0: none).
+    BevTimeouts {
+        bev: &'a str,
+        read: i64,
+        write: i64,
+        rc: i32,
+    },
+    /// `flush X FLAGS MODE rc=R`.
+    BevFlush {
+        bev: &'a str,
+        flags: u16,
+        mode: i64,
+        rc: i32,
+    },
+    /// `connect X L rc=R` (bufferevent_socket_connect to listener L's address).
+    BevConnect { bev: &'a str, lev: &'a str, rc: i32 },
+    /// `connect C L rc=0` / `connect C L err=E` (a client end connects to listener L).
+    ClientConnect {
+        end: &'a str,
+        lev: &'a str,
+        res: SysResult,
+    },
+    /// `trigger X FLAGS[ OPTS]`.
+    BevTrigger { bev: &'a str, flags: u16, opts: u32 },
+    /// `trigger_event X WHAT[ OPTS]`.
+    BevTriggerEvent { bev: &'a str, what: u16, opts: u32 },
+    /// `setcb X read|write|event` (`none` for no callback).
+    BevSetcb { bev: &'a str, bits: u8 },
+    /// `bev X in=I out=O enabled=FLAGS read_wm=L,H write_wm=L,H[ partner=Y|-]`.
+    BevState {
+        bev: &'a str,
+        input: usize,
+        output: usize,
+        enabled: u16,
+        wm_read: (usize, usize),
+        wm_write: (usize, usize),
+        partner: Option<Option<&'a str>>,
+    },
+    /// `enable L rc=R` / `disable L rc=R` (a listener).
+    LevEnable {
+        lev: &'a str,
+        disable: bool,
+        rc: i32,
+    },
     /// The virtual clock found an infinite wait with nothing ready and nothing scheduled.
     BlockedForever,
     /// The main program finished.
@@ -232,6 +333,155 @@ impl Line<'_> {
             Line::Sleep { us } => format!("sleep {us}"),
             Line::Dead { op, ev } => format!("{op} {ev} dead"),
             Line::Live { ev } => format!("new {ev} live"),
+            Line::BevCb {
+                name,
+                call,
+                what,
+                err,
+                input,
+                output,
+            } => {
+                let mut t = format!("cb {name} #{call}");
+                if let Some(w) = what {
+                    t.push(' ');
+                    t.push_str(&names::bev_what_words(*w));
+                }
+                if let Some(e) = err {
+                    t.push_str(&format!(" err={}", errno_name(*e)));
+                }
+                t.push_str(&format!(" in={input} out={output}"));
+                t
+            }
+            Line::AcceptCb { name, call, end } => {
+                format!("cb {name} #{call} {}", end.unwrap_or("-"))
+            }
+            Line::ErrorCb { name, call, err } => {
+                format!("cb {name} #{call} err={}", errno_name(*err))
+            }
+            Line::BevWrite {
+                bev,
+                n,
+                rc,
+                input,
+                output,
+            } => format!("write {bev} n={n} rc={rc} in={input} out={output}"),
+            Line::BevRead {
+                bev,
+                data,
+                input,
+                output,
+            } => {
+                if !data.is_empty() && data.len() <= READ_SHOW_MAX {
+                    format!(
+                        "read {bev} n={} \"{}\" in={input} out={output}",
+                        data.len(),
+                        escape_bytes(data)
+                    )
+                } else {
+                    format!("read {bev} n={} in={input} out={output}", data.len())
+                }
+            }
+            Line::BevDrain {
+                bev,
+                n,
+                rc,
+                input,
+                output,
+            } => format!("drain {bev} n={n} rc={rc} in={input} out={output}"),
+            Line::BevEnable {
+                bev,
+                disable,
+                flags,
+                rc,
+            } => format!(
+                "{} {bev} {} rc={rc}",
+                if *disable { "disable" } else { "enable" },
+                what_letters(*flags)
+            ),
+            Line::BevWatermark {
+                bev,
+                flags,
+                low,
+                high,
+            } => format!("watermark {bev} {} {low} {high}", what_letters(*flags)),
+            Line::BevTimeouts {
+                bev,
+                read,
+                write,
+                rc,
+            } => format!("timeouts {bev} read={read} write={write} rc={rc}"),
+            Line::BevFlush {
+                bev,
+                flags,
+                mode,
+                rc,
+            } => format!(
+                "flush {bev} {} {} rc={rc}",
+                what_letters(*flags),
+                names::FLUSH_MODES
+                    .iter()
+                    .find(|(_, v)| v == mode)
+                    .map_or("?", |(n, _)| n)
+            ),
+            Line::BevConnect { bev, lev, rc } => format!("connect {bev} {lev} rc={rc}"),
+            Line::ClientConnect { end, lev, res } => format!("connect {end} {lev} {}", sys(res)),
+            Line::BevTrigger { bev, flags, opts } => {
+                let mut t = format!("trigger {bev} {}", what_letters(*flags));
+                if *opts != 0 {
+                    t.push(' ');
+                    t.push_str(&names::join_flags(names::TRIGGER_OPTIONS, *opts, "0"));
+                }
+                t
+            }
+            Line::BevTriggerEvent { bev, what, opts } => {
+                let mut t = format!("trigger_event {bev} {}", names::bev_what_words(*what));
+                if *opts != 0 {
+                    t.push(' ');
+                    t.push_str(&names::join_flags(names::TRIGGER_OPTIONS, *opts, "0"));
+                }
+                t
+            }
+            Line::BevSetcb { bev, bits } => {
+                let w: Vec<&str> = names::SETCB_BITS
+                    .iter()
+                    .filter(|(_, b)| bits & b != 0)
+                    .map(|(n, _)| *n)
+                    .collect();
+                format!(
+                    "setcb {bev} {}",
+                    if w.is_empty() {
+                        "none".to_string()
+                    } else {
+                        w.join("|")
+                    }
+                )
+            }
+            Line::BevState {
+                bev,
+                input,
+                output,
+                enabled,
+                wm_read,
+                wm_write,
+                partner,
+            } => {
+                let mut t = format!(
+                    "bev {bev} in={input} out={output} enabled={} read_wm={},{} write_wm={},{}",
+                    what_letters(*enabled),
+                    wm_read.0,
+                    wm_read.1,
+                    wm_write.0,
+                    wm_write.1
+                );
+                if let Some(p) = partner {
+                    t.push_str(&format!(" partner={}", p.unwrap_or("-")));
+                }
+                t
+            }
+            Line::LevEnable { lev, disable, rc } => format!(
+                "{} {lev} rc={rc}",
+                if *disable { "disable" } else { "enable" }
+            ),
             Line::BlockedForever => "blocked-forever".into(),
             Line::End => "end".into(),
         }

@@ -25,8 +25,8 @@ fn positions_point_at_the_problem() {
         ("main {\n  frobnicate\n}\n", "bad.scn:2:3: unknown action 'frobnicate'"),
         ("main {\n  sleep 10ms 20ms\n}\n", "bad.scn:2:14: expected end of statement, found a duration"),
         ("main {\n", "bad.scn:2:1: expected '}', found end of file"),
-        ("event b timer\non b.read {\n}\n", "bad.scn:2:5: callback bodies of the form 'on NAME.callback' are reserved for bufferevents and listeners (not supported yet)"),
-        ("listener l\n", "bad.scn:1:1: 'listener' is reserved for a later version of the language (not supported yet)"),
+        ("event b timer\non b.read {\n}\nmain {}\n", "bad.scn:2:4: 'on b.read': 'b' is an event (line 1), expected a bufferevent"),
+        ("listener l\n", "bad.scn:1:11: expected 'bind' or 'fd END', found end of line"),
         ("main {\n  write a \"\\q\"\n}\n", "bad.scn:2:12: unknown escape \\q"),
         ("main {}\nmain {}\n", "bad.scn:2:1: second 'main' block (the first is at line 1)"),
         ("main {\n  raise SIGUSR1 0\n}\n", "bad.scn:2:17: raise at least once"),
@@ -58,4 +58,40 @@ fn the_cli_reports_errors_and_exits_non_zero() {
             path.display()
         )
     );
+}
+
+#[test]
+fn bufferevent_and_listener_errors_point_at_the_problem() {
+    let cases: &[(&str, &str)] = &[
+        ("bufferevent x pair y\nmain {\n  enable x\n}\n", "bad.scn:3:10: 'enable x' takes READ, WRITE or READ|WRITE"),
+        ("bufferevent x socket nosuch\nmain {}\n", "bad.scn:1:22: 'nosuch' is not declared (expected a socketpair end)"),
+        ("bufferevent x pair y\non x.accept {\n}\nmain {}\n", "bad.scn:2:4: 'on x.accept': 'x' is a bufferevent (line 1), expected a listener"),
+        ("bufferevent x pair y\non x.reed {\n}\nmain {}\n", "bad.scn:2:6: expected a callback (read, write, event, accept or error) after 'x.', found 'reed'"),
+        ("bufferevent x pair y\non x {\n}\nmain {}\n", "bad.scn:2:4: 'x' is a bufferevent: write 'on x.CALLBACK' (read, write or event)"),
+        ("bufferevent x pair y\nmain {\n  drain x quiet\n}\n", "bad.scn:3:9: 'drain x quiet' is for socket ends; a bufferevent drains N bytes ('drain x N') or all of its input ('drain x')"),
+        ("bufferevent x pair y\nmain {\n  new x\n}\n", "bad.scn:3:7: 'new x': the bufferevents of a pair are only created at setup"),
+        ("socketpair a b\nlistener l bind\nmain {\n  connect a l\n}\n", "bad.scn:4:11: 'connect a …': 'a' is not a client end (declare it with 'client a')"),
+        ("socketpair a b\nbufferevent x socket a\nlistener l bind\nmain {\n  connect x l\n}\n", "bad.scn:5:11: 'connect x …': only a 'socket none' bufferevent can connect"),
+        ("listener l bind backlog 0\n", "bad.scn:1:25: evconnlistener_new_bind fails with backlog 0; write 1 or more, or leave it out for -1 (128)"),
+        ("socketpair a b\nlistener l fd a backlog 5\n", "bad.scn:2:17: 'backlog' is only for 'listener NAME bind' (an 'fd' listener never calls listen())"),
+        ("bufferevent x pair y\nat 5ms { write x \"a\" }\nmain {}\n", "bad.scn:2:16: 'x' is a bufferevent: 'at' blocks only act on sockets from the outside"),
+        ("bufferevent x pair y\nat 5ms { enable x READ }\nmain {}\n", "bad.scn:2:10: only write, shutdown, close, raise and connect are allowed in 'at' blocks (outside inputs)"),
+        ("bufferevent x pair y\nmain {\n  flush x WRITE SOON\n}\n", "bad.scn:3:17: expected a flush mode (NORMAL, FLUSH or FINISHED), found 'SOON'"),
+        ("bufferevent x pair y CLOSE_ON_EXEC\n", "bad.scn:1:22: unknown bufferevent option 'CLOSE_ON_EXEC' (known: CLOSE_ON_FREE, DEFER_CALLBACKS)"),
+        ("listener l bind DEFER_CALLBACKS\n", "bad.scn:1:17: unknown listener option 'DEFER_CALLBACKS' (known: CLOSE_ON_FREE, CLOSE_ON_EXEC, REUSEABLE, DISABLED, REUSEABLE_PORT)"),
+        ("client c\nmain {\n  enable c\n}\n", "bad.scn:3:10: 'c' is a socketpair end (line 1), expected a bufferevent or a listener"),
+        ("listener l bind\nmain {\n  enable l READ\n}\n", "bad.scn:3:10: 'enable l': a listener takes no flags"),
+        ("bufferevent x pair y\nmain {\n  setcb x read read\n}\n", "bad.scn:3:16: a callback is named twice"),
+        ("bufferevent x pair y\nmain {\n  trigger_event x SOMETHING\n}\n", "bad.scn:3:19: unknown bufferevent event 'SOMETHING' (known: READING, WRITING, EOF, ERROR, TIMEOUT, CONNECTED)"),
+        ("bufferevent x pair x\n", "bad.scn:1:20: 'x' is already declared as a bufferevent at line 1"),
+        ("socketpair a b\nlistener l bind accept a\n", "bad.scn:2:24: 'a' is already declared as a socketpair end at line 1"),
+        ("bufferevent x pair y\nmain {\n  print x\n  close x\n}\n", "bad.scn:4:9: 'x' is a bufferevent (line 1), expected a socketpair end"),
+        ("bufferevent x pair y\nlistener l bind\nmain {\n  free y\n  free l\n  print l\n}\n", "bad.scn:6:9: 'l' is a listener (line 2), expected an event or a bufferevent"),
+    ];
+    let wrong: Vec<String> = cases
+        .iter()
+        .filter(|(src, want)| err(src) != *want)
+        .map(|(src, want)| format!("source:\n{src}\nwant: {want}\ngot:  {}\n", err(src)))
+        .collect();
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }

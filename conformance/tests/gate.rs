@@ -222,6 +222,10 @@ fn the_player_is_deterministic() {
         "signal_lost_while_active",
         "persist_missed_deadlines",
         "regress_nonpersist_readd",
+        "bev_deferred_budget_33",
+        "regress_bufferevent_connect",
+        "hello_world_server",
+        "regress_bufferevent_connect_fail_eventcb",
     ] {
         let sc = check::load(&corpus_file(name)).unwrap();
         let ir = sc.ir.to_text();

@@ -7,8 +7,8 @@ use evloop_conformance::check;
 use evloop_conformance::ir::Ir;
 use evloop_conformance::names;
 use evloop_conformance::scenario::{
-    self, Action, AddTimeout, BaseDecl, CallRange, EventDecl, Ident, Item, PrintWhat, Scenario,
-    Source, Stmt, WriteData,
+    self, Action, AddTimeout, BaseDecl, BevDecl, BevSource, CallRange, Callback, EventDecl, Ident,
+    Item, LevDecl, LevSource, PrintWhat, Scenario, Source, Stmt, WriteData,
 };
 
 fn ident() -> impl Strategy<Value = Ident> {
@@ -36,6 +36,17 @@ fn event_flags() -> impl Strategy<Value = u16> {
     any::<u16>().prop_map(move |b| b & mask)
 }
 
+fn bits_of<T: Copy + Into<u32>>(table: &'static [(&'static str, T)]) -> impl Strategy<Value = u32> {
+    let mask: u32 = table.iter().map(|(_, b)| (*b).into()).fold(0, |a, b| a | b);
+    any::<u32>().prop_map(move |b| b & mask)
+}
+
+fn bev_events() -> impl Strategy<Value = u16> {
+    bits_of(names::BEV_EVENTS)
+        .prop_filter("not empty", |b| *b != 0)
+        .prop_map(|b| b as u16)
+}
+
 fn signal() -> impl Strategy<Value = i32> {
     prop::sample::select(names::SIGNALS.iter().map(|(_, n)| *n).collect::<Vec<_>>())
 }
@@ -57,6 +68,24 @@ fn outside_action() -> impl Strategy<Value = Action> {
         (ident(), 0..=2i64).prop_map(|(e, h)| Action::Shutdown(e, h)),
         ident().prop_map(Action::Close),
         (signal(), 1..=1000u32).prop_map(|(s, n)| Action::Raise(s, n)),
+        (ident(), ident()).prop_map(|(x, l)| Action::Connect(x, l)),
+    ]
+}
+
+fn bev_action() -> impl Strategy<Value = Action> {
+    prop_oneof![
+        (ident(), 0..=(1u32 << 20)).prop_map(|(x, n)| Action::BevDrain(x, n)),
+        (ident(), event_flags()).prop_map(|(x, f)| Action::Enable(x, f)),
+        (ident(), event_flags()).prop_map(|(x, f)| Action::Disable(x, f)),
+        (ident(), event_flags(), any::<u32>(), any::<u32>())
+            .prop_map(|(x, f, lo, hi)| Action::Watermark(x, f, lo, hi)),
+        (ident(), dur(), dur()).prop_map(|(x, r, w)| Action::Timeouts(x, r, w)),
+        (ident(), event_flags(), 0..=2i64).prop_map(|(x, f, m)| Action::Flush(x, f, m)),
+        (ident(), event_flags(), bits_of(names::TRIGGER_OPTIONS))
+            .prop_map(|(x, f, o)| Action::Trigger(x, f, o)),
+        (ident(), bev_events(), bits_of(names::TRIGGER_OPTIONS))
+            .prop_map(|(x, w, o)| Action::TriggerEvent(x, w, o)),
+        (ident(), 0..8u8).prop_map(|(x, b)| Action::Setcb(x, b)),
     ]
 }
 
@@ -106,6 +135,7 @@ fn action() -> impl Strategy<Value = Action> {
         (0..8u32).prop_map(Action::Loop),
         (0..=1000u32).prop_map(Action::PriorityInit),
         dur().prop_map(Action::Sleep),
+        bev_action(),
     ]
 }
 
@@ -150,6 +180,45 @@ fn item() -> impl Strategy<Value = Item> {
             )
         )
             .prop_map(|(t, b)| Item::At(t, b)),
+        (
+            ident(),
+            prop::sample::select(Callback::ALL.to_vec()),
+            prop::collection::vec(
+                (cond(), action()).prop_map(|(cond, action)| Stmt { cond, action }),
+                0..6
+            )
+        )
+            .prop_map(|(n, c, b)| Item::OnCallback(n, c, b)),
+        (
+            ident(),
+            prop_oneof![
+                ident().prop_map(BevSource::Pair),
+                ident().prop_map(BevSource::Socket),
+                Just(BevSource::SocketNone)
+            ],
+            bits_of(names::BEV_OPTIONS)
+        )
+            .prop_map(|(name, source, options)| Item::Bufferevent(BevDecl {
+                name,
+                source,
+                options
+            })),
+        (
+            ident(),
+            prop_oneof![
+                prop::option::of(1..=65535u32).prop_map(LevSource::Bind),
+                ident().prop_map(LevSource::Fd)
+            ],
+            bits_of(names::LEV_OPTIONS),
+            prop::collection::vec(ident(), 0..4)
+        )
+            .prop_map(|(name, source, options, accept)| Item::Listener(LevDecl {
+                name,
+                source,
+                options,
+                accept
+            })),
+        ident().prop_map(Item::Client),
     ]
 }
 

@@ -28,6 +28,7 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::ops::{BitAnd, BitOr, BitOrAssign, Not};
+use std::rc::Rc;
 use std::time::Duration;
 
 use crate::backend::Backend;
@@ -187,6 +188,10 @@ pub enum FlushMode {
 pub type DataCb<B> = Box<dyn FnMut(&mut Base<B>, BufferEvent)>;
 /// An event callback: the base, the bufferevent and what happened.
 pub type EventCb<B> = Box<dyn FnMut(&mut Base<B>, BufferEvent, BevEvents)>;
+/// A shared read or write callback ([`BufferEvent::setcb_shared`]): it can be re-entered.
+pub type SharedDataCb<B> = Rc<dyn Fn(&mut Base<B>, BufferEvent)>;
+/// A shared event callback ([`BufferEvent::setcb_shared`]): it can be re-entered.
+pub type SharedEventCb<B> = Rc<dyn Fn(&mut Base<B>, BufferEvent, BevEvents)>;
 
 /// A bufferevent of a [`Base`] (`struct bufferevent *`): a generation-checked handle. Once the
 /// bufferevent is freed the handle is stale and every method returns [`Error::StaleId`].
@@ -212,14 +217,16 @@ const MAX_SINGLE_READ: usize = 16384;
 /// The most bytes one socket write hands to the kernel (`MAX_SINGLE_WRITE_DEFAULT`).
 const MAX_SINGLE_WRITE: usize = 16384;
 
-enum CbSlot<F> {
+enum CbSlot<F, S> {
     Empty,
     Set(F),
+    /// A shared callback: it stays in place while it runs, so it can be re-entered.
+    Shared(S),
     /// Taken out while it runs.
     Running,
 }
 
-impl<F> CbSlot<F> {
+impl<F, S> CbSlot<F, S> {
     fn is_set(&self) -> bool {
         !matches!(self, CbSlot::Empty)
     }
@@ -283,9 +290,9 @@ struct Bev<B: Backend> {
     /// The socket's write event, or a pair's write-timeout timer.
     ev_write: EventId,
     deferred: EventId,
-    readcb: CbSlot<DataCb<B>>,
-    writecb: CbSlot<DataCb<B>>,
-    eventcb: CbSlot<EventCb<B>>,
+    readcb: CbSlot<DataCb<B>, SharedDataCb<B>>,
+    writecb: CbSlot<DataCb<B>, SharedDataCb<B>>,
+    eventcb: CbSlot<EventCb<B>, SharedEventCb<B>>,
     readcb_pending: bool,
     writecb_pending: bool,
     eventcb_pending: BevEvents,
@@ -544,21 +551,30 @@ enum DataKind {
     Write,
 }
 
-fn data_slot<B: Backend>(b: &mut Bev<B>, which: DataKind) -> &mut CbSlot<DataCb<B>> {
+fn data_slot<B: Backend>(
+    b: &mut Bev<B>,
+    which: DataKind,
+) -> &mut CbSlot<DataCb<B>, SharedDataCb<B>> {
     match which {
         DataKind::Read => &mut b.readcb,
         DataKind::Write => &mut b.writecb,
     }
 }
 
-/// Calls the read or write callback. The callback is taken out while it runs, so it may call
-/// anything, `setcb` and `free` included; a callback cannot be re-entered while it runs (a
-/// synchronous trigger of a running callback from inside itself is skipped).
+/// Calls the read or write callback. An `FnMut` callback is taken out while it runs, so it may
+/// call anything, `setcb` and `free` included, but it cannot be re-entered while it runs (a
+/// synchronous trigger of a running `FnMut` callback from inside itself is skipped). A shared
+/// callback ([`BufferEvent::setcb_shared`]) stays in place and is re-entered, as in libevent.
 fn call_data_cb<B: Backend>(base: &mut Base<B>, id: BufferEvent, which: DataKind) {
     let Some(b) = bev_mut(base, id) else {
         return;
     };
     let slot = data_slot(b, which);
+    if let CbSlot::Shared(f) = slot {
+        let f = f.clone();
+        f(base, id);
+        return;
+    }
     let mut f = match std::mem::replace(slot, CbSlot::Running) {
         CbSlot::Set(f) => f,
         other => {
@@ -579,6 +595,11 @@ fn call_event_cb<B: Backend>(base: &mut Base<B>, id: BufferEvent, what: BevEvent
     let Some(b) = bev_mut(base, id) else {
         return;
     };
+    if let CbSlot::Shared(f) = &b.eventcb {
+        let f = f.clone();
+        f(base, id, what);
+        return;
+    }
     let mut f = match std::mem::replace(&mut b.eventcb, CbSlot::Running) {
         CbSlot::Set(f) => f,
         other => {
@@ -952,6 +973,24 @@ impl BufferEvent {
         b.readcb = readcb.map_or(CbSlot::Empty, CbSlot::Set);
         b.writecb = writecb.map_or(CbSlot::Empty, CbSlot::Set);
         b.eventcb = eventcb.map_or(CbSlot::Empty, CbSlot::Set);
+        Ok(())
+    }
+
+    /// Sets all three callbacks as shared closures (`bufferevent_setcb`); `None` removes one.
+    /// Unlike the `FnMut` callbacks of [`BufferEvent::setcb`], a shared callback stays in place
+    /// while it runs, so it can be re-entered as in libevent: a synchronous
+    /// [`BufferEvent::trigger`] of the read callback from inside itself calls it again at once.
+    pub fn setcb_shared<B: Backend>(
+        self,
+        base: &mut Base<B>,
+        readcb: Option<SharedDataCb<B>>,
+        writecb: Option<SharedDataCb<B>>,
+        eventcb: Option<SharedEventCb<B>>,
+    ) -> Result<()> {
+        let b = user_mut(base, self)?;
+        b.readcb = readcb.map_or(CbSlot::Empty, CbSlot::Shared);
+        b.writecb = writecb.map_or(CbSlot::Empty, CbSlot::Shared);
+        b.eventcb = eventcb.map_or(CbSlot::Empty, CbSlot::Shared);
         Ok(())
     }
 
