@@ -1,5 +1,7 @@
-//! evloop-conformance: the scenario language, its IR, the trace format, the C player driver,
-//! the fixture recorder and the comparison machinery behind the `evconform` CLI.
+//! evloop-conformance: the C player driver, the fixture recorder and the comparison machinery
+//! behind the `evconform` CLI. The scenario language, its IR, the trace format and the Rust
+//! interpreter live in the `evloop-scenario` crate (conformance/scenario/), re-exported here
+//! under their old paths (`scenario`, `names`, `ir`, `trace`, `evloop_runner`).
 //!
 //! Documentation: SCENARIOS.md (the language), IR.md (the lowered program both interpreters
 //! run, and the virtual clock), TRACE.md (trace lines), NONDETERMINISM.md (the one relaxation).
@@ -9,12 +11,10 @@ pub mod check;
 pub mod compare;
 pub mod evloop_runner;
 pub mod fixture;
-pub mod ir;
-pub mod names;
 pub mod player;
 pub mod record;
-pub mod scenario;
-pub mod trace;
+
+pub use evloop_scenario::{ir, names, scenario, trace};
 
 use std::path::PathBuf;
 

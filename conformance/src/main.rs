@@ -37,7 +37,8 @@ enum Cmd {
     },
     /// Run every scenario on backends and compare with the fixtures; print the matrix.
     Check {
-        /// A backend to check (repeatable): epoll, poll, select, mio, or libevent-epoll|poll|select.
+        /// A backend to check (repeatable): epoll, poll, select, mio, sim, or
+        /// libevent-epoll|poll|select. Default: epoll, poll, select, mio and sim.
         #[arg(long = "backend", value_name = "NAME")]
         backends: Vec<String>,
         /// Only these scenarios (file stems; repeatable).
@@ -186,7 +187,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 }
             }
             let backends = if backends.is_empty() {
-                evloop_runner::EVLOOP_BACKENDS
+                evloop_runner::DEFAULT_BACKENDS
                     .iter()
                     .map(|s| s.to_string())
                     .collect()

@@ -1,16 +1,17 @@
-//! `evconform check` inside `cargo test`: every scenario of the corpus on every evloop backend,
-//! compared with the committed libevent fixtures. Needs no libevent, so it also guards machines
+//! `evconform check` inside `cargo test`: every scenario of the corpus on every evloop backend
+//! and on the simulator (the full default matrix of `evconform check`), compared with the
+//! committed libevent fixtures. Needs no libevent, so it also guards machines
 //! without it. Also shows that the gate can fail on a real evloop run: a fixture with one changed
 //! line makes the comparison fail with a readable diff.
 
 use std::fs;
 
 use evloop_conformance::check::{self, Outcome};
-use evloop_conformance::evloop_runner::{evloop_runner, EVLOOP_BACKENDS};
+use evloop_conformance::evloop_runner::{evloop_runner, DEFAULT_BACKENDS, SIM_BACKEND};
 use evloop_conformance::{default_fixtures_dir, default_scenarios_dir, fixture};
 
 #[test]
-fn every_scenario_passes_on_every_evloop_backend() {
+fn every_scenario_passes_on_every_evloop_backend_and_the_simulator() {
     let scenarios = check::load_dir(&default_scenarios_dir()).expect("the corpus parses");
     assert!(
         scenarios.len() >= 40,
@@ -18,7 +19,11 @@ fn every_scenario_passes_on_every_evloop_backend() {
         scenarios.len()
     );
     let runner = evloop_runner().expect("the evloop runner exists");
-    let backends: Vec<String> = EVLOOP_BACKENDS.iter().map(|b| b.to_string()).collect();
+    let backends: Vec<String> = DEFAULT_BACKENDS.iter().map(|b| b.to_string()).collect();
+    assert!(
+        backends.iter().any(|b| b == SIM_BACKEND),
+        "sim is a default column"
+    );
     let m = check::run_matrix(
         &scenarios,
         &backends,
@@ -84,15 +89,12 @@ fn a_changed_fixture_fails_an_evloop_run_with_a_diff() {
     assert!(text.contains("first difference at line"), "{text}");
 }
 
-/// The `sim` column (`--features sim`): every scenario on evloop-sim's `SimBackend` without
-/// faults, compared with the epoll fixtures. Known difference: a client's `connect` to a closed
-/// port is refused inside the call on Linux (loopback), after the network's delay in the
-/// simulator.
-#[cfg(feature = "sim")]
+/// The `sim` column alone: every scenario on evloop-sim's `SimBackend` without faults, compared
+/// with the epoll fixtures. It used to have one known difference (a client's `connect` to a
+/// closed port of the same host was refused after the simulated network's delay instead of
+/// inside the call, as on Linux loopback); the simulator now refuses inside `connect`.
 #[test]
-fn the_sim_column_passes_every_scenario_but_the_known_ones() {
-    use evloop_conformance::evloop_runner::SIM_BACKEND;
-    const KNOWN: &[&str] = &["regress_listener_close_accepted_fd"];
+fn the_sim_column_passes_every_scenario() {
     let scenarios = check::load_dir(&default_scenarios_dir()).expect("the corpus parses");
     let runner = evloop_runner().expect("the evloop runner exists");
     let m = check::run_matrix(
@@ -101,6 +103,6 @@ fn the_sim_column_passes_every_scenario_but_the_known_ones() {
         runner.as_ref(),
         &default_fixtures_dir(),
     );
-    let failed: Vec<&str> = m.failures().map(|c| c.scenario.as_str()).collect();
-    assert_eq!(failed, KNOWN, "{}", m.render());
+    assert!(m.all_pass(), "{}", m.render());
+    assert_eq!(m.cells.len(), scenarios.len());
 }

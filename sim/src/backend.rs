@@ -120,6 +120,21 @@ impl SimBackend {
         }
     }
 
+    /// Another handle on the same host of the same world (without the scripted inputs): to
+    /// read the trace, the faults and the counters after the first handle is gone.
+    pub(crate) fn another_handle(&self) -> SimBackend {
+        SimBackend::handle(self.world.clone(), self.host)
+    }
+
+    /// A client socket connected as by a blocking `connect(2)` (the outside world's clients of
+    /// the conformance scenarios): a connection to a port of this host that nobody listens on
+    /// fails inside the call with ECONNREFUSED, as over Linux loopback; otherwise it starts as
+    /// [`Backend::connect`] starts it and completes after the network's delay (the simulator
+    /// cannot block).
+    pub fn connect_blocking(&mut self, addr: SocketAddr) -> io::Result<Fd> {
+        self.world.borrow_mut().connect_blocking(self.host, addr)
+    }
+
     /// The host this backend acts as.
     pub fn host(&self) -> HostId {
         self.host

@@ -291,7 +291,8 @@ enum Cmd {
 
 #[derive(Args, Clone)]
 struct Common {
-    /// What to run (`evsim list` shows them).
+    /// What to run (`evsim list` shows them): a target's name, `scenario:PATH` (one
+    /// conformance scenario) or `scenarios:DIR` (each scenario of a directory).
     target: String,
     /// The fault profile.
     #[arg(long, default_value = "none")]
@@ -367,6 +368,43 @@ fn find<'a>(targets: &'a [Box<dyn Target>], name: &str) -> Result<&'a dyn Target
         })
 }
 
+/// A target named on the command line: a built-in one, or one made from the name (a
+/// conformance scenario).
+enum Resolved<'a> {
+    Builtin(&'a dyn Target),
+    Owned(Box<dyn Target>),
+}
+
+impl Resolved<'_> {
+    fn get(&self) -> &dyn Target {
+        match self {
+            Resolved::Builtin(t) => *t,
+            Resolved::Owned(t) => t.as_ref(),
+        }
+    }
+}
+
+/// The targets `name` stands for: `scenario:PATH` (one conformance scenario), `scenarios:DIR`
+/// (every scenario of a directory), or a target's name.
+fn find_all<'a>(targets: &'a [Box<dyn Target>], name: &str) -> Result<Vec<Resolved<'a>>, String> {
+    if let Some(r) = targets::scenario::resolve(name) {
+        return r.map(|v| v.into_iter().map(Resolved::Owned).collect());
+    }
+    find(targets, name).map(|t| vec![Resolved::Builtin(t)])
+}
+
+/// The one target `name` stands for.
+fn find_one<'a>(targets: &'a [Box<dyn Target>], name: &str) -> Result<Resolved<'a>, String> {
+    let mut v = find_all(targets, name)?;
+    if v.len() != 1 {
+        return Err(format!(
+            "{name:?} names {} targets; this command takes one (use scenario:PATH)",
+            v.len()
+        ));
+    }
+    Ok(v.remove(0))
+}
+
 fn print_failures(out: &mut String, r: &RunReport) {
     for f in r.failures.iter().take(20) {
         let _ = writeln!(out, "  FAIL: {f}");
@@ -390,135 +428,123 @@ pub fn cli_main(extra: Vec<Box<dyn Target>>) -> ExitCode {
     }
 }
 
-fn run_cli(cli: Cli, all: &[Box<dyn Target>]) -> Result<ExitCode, String> {
-    match cli.cmd {
-        Cmd::List => {
-            for t in all {
-                println!("{:14} {}", t.name(), t.about());
-            }
-            println!("fault profiles: {}", PROFILES.join(" "));
-            Ok(ExitCode::SUCCESS)
+/// `evsim run` on one target; the exit code (0 ok, 1 failed, 3 nondeterministic).
+fn run_one(
+    target: &dyn Target,
+    common: &Common,
+    seed: u64,
+    trace: Option<&PathBuf>,
+    check: bool,
+    only_faults: Option<&str>,
+) -> Result<u8, String> {
+    let mut opts = options(common, seed)?;
+    opts.keep_trace = true;
+    if let Some(o) = only_faults {
+        opts.only = Some(parse_only(o)?);
+    }
+    let (report, diff) = if check {
+        let d = check_determinism(target, &opts);
+        (d.first, Some(d.difference))
+    } else {
+        (target.run(&opts), None)
+    };
+    let text = report.trace.text().unwrap_or_default();
+    match trace {
+        Some(path) => {
+            std::fs::write(path, &text).map_err(|e| format!("{}: {e}", path.display()))?
         }
-        Cmd::Run {
-            common,
-            seed,
-            trace,
-            check_determinism: check,
-            only_faults,
-        } => {
-            let target = find(all, &common.target)?;
-            let mut opts = options(&common, seed)?;
-            opts.keep_trace = true;
-            if let Some(o) = only_faults {
-                opts.only = Some(parse_only(&o)?);
-            }
-            let (report, diff) = if check {
-                let d = check_determinism(target, &opts);
-                (d.first, Some(d.difference))
-            } else {
-                (target.run(&opts), None)
-            };
-            let text = report.trace.text().unwrap_or_default();
-            match &trace {
-                Some(path) => {
-                    std::fs::write(path, &text).map_err(|e| format!("{}: {e}", path.display()))?
-                }
-                None => {
-                    let mut so = std::io::stdout().lock();
-                    let _ = so.write_all(text.as_bytes());
-                }
-            }
-            let mut out = String::new();
+        None => {
+            let mut so = std::io::stdout().lock();
+            let _ = so.write_all(text.as_bytes());
+        }
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# {} seed {} faults {}: {} ({}, {} faults injected, ended at {}us, {} callbacks)",
+        target.name(),
+        seed,
+        common.faults,
+        if report.ok() { "ok" } else { "FAILED" },
+        report.trace.summary(),
+        report.decisions.len(),
+        report.end.as_micros(),
+        report.stats.callbacks
+    );
+    print_failures(&mut out, &report);
+    let mut code = if report.ok() { 0 } else { 1 };
+    match diff {
+        Some(None) => {
             let _ = writeln!(
                 out,
-                "# {} seed {} faults {}: {} ({}, {} faults injected, ended at {}us, {} callbacks)",
-                target.name(),
-                seed,
-                common.faults,
-                if report.ok() { "ok" } else { "FAILED" },
-                report.trace.summary(),
-                report.decisions.len(),
-                report.end.as_micros(),
-                report.stats.callbacks
+                "# deterministic: two runs gave the same trace ({})",
+                report.trace.summary()
             );
-            print_failures(&mut out, &report);
-            let mut code = if report.ok() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            };
-            match diff {
-                Some(None) => {
-                    let _ = writeln!(
-                        out,
-                        "# deterministic: two runs gave the same trace ({})",
-                        report.trace.summary()
-                    );
-                }
-                Some(Some(d)) => {
-                    let _ = writeln!(out, "# NOT deterministic: {d}");
-                    code = ExitCode::from(3);
-                }
-                None => {}
-            }
-            if !report.ok() {
-                let _ = writeln!(out, "# reproduce: {}", command(target, &opts));
-            }
-            if trace.is_some() {
-                print!("{out}");
-            } else {
-                eprint!("{out}");
-            }
-            Ok(code)
         }
-        Cmd::Explore {
-            common,
-            seeds,
-            jobs,
-            check_determinism: check,
-            quiet,
-        } => {
-            let target = find(all, &common.target)?;
-            let opts = options(&common, 0)?;
-            let range = parse_seeds(&seeds)?;
-            let jobs =
-                jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-            let total = range.end - range.start;
-            let pb = if quiet {
-                indicatif::ProgressBar::hidden()
-            } else {
-                let pb = indicatif::ProgressBar::new(total);
-                pb.set_style(
-                    indicatif::ProgressStyle::with_template(
-                        "{bar:40} {pos}/{len} seeds  {per_sec}  failures: {msg}  eta {eta}",
-                    )
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-                );
-                pb.set_message("0");
-                pb
-            };
-            let start = wall_clock();
-            let mut callbacks = 0u64;
-            let mut nfail = 0u64;
-            let failed = explore(target, &opts, range.clone(), jobs, check, |r| {
-                callbacks += r.callbacks;
-                if !r.failures.is_empty() {
-                    nfail += 1;
-                    pb.set_message(nfail.to_string());
-                    let mut o = opts.clone();
-                    o.seed = r.seed;
-                    let mut msg = format!("seed {} FAILED: {}", r.seed, r.failures[0]);
-                    if r.failures.len() > 1 {
-                        let _ = write!(msg, " (+{} more)", r.failures.len() - 1);
-                    }
-                    let _ = write!(msg, "\n  reproduce: {}", command(target, &o));
-                    pb.println(msg);
-                }
-                pb.inc(1);
-            });
-            pb.finish_and_clear();
-            let secs = wall_clock().duration_since(start).as_secs_f64().max(1e-9);
-            println!(
+        Some(Some(d)) => {
+            let _ = writeln!(out, "# NOT deterministic: {d}");
+            code = 3;
+        }
+        None => {}
+    }
+    if !report.ok() {
+        let _ = writeln!(out, "# reproduce: {}", command(target, &opts));
+    }
+    if trace.is_some() {
+        print!("{out}");
+    } else {
+        eprint!("{out}");
+    }
+    Ok(code)
+}
+
+/// `evsim explore` on one target: prints its failures and its figures; the number of failing
+/// seeds.
+fn explore_one(
+    target: &dyn Target,
+    common: &Common,
+    opts: &RunOptions,
+    range: std::ops::Range<u64>,
+    jobs: usize,
+    check: bool,
+    quiet: bool,
+) -> usize {
+    let total = range.end - range.start;
+    let pb = if quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let pb = indicatif::ProgressBar::new(total);
+        pb.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} seeds  {per_sec}  failures: {msg}  eta {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        pb.set_message("0");
+        pb
+    };
+    let start = wall_clock();
+    let mut callbacks = 0u64;
+    let mut nfail = 0u64;
+    let failed = explore(target, opts, range.clone(), jobs, check, |r| {
+        callbacks += r.callbacks;
+        if !r.failures.is_empty() {
+            nfail += 1;
+            pb.set_message(nfail.to_string());
+            let mut o = opts.clone();
+            o.seed = r.seed;
+            let mut msg = format!("seed {} FAILED: {}", r.seed, r.failures[0]);
+            if r.failures.len() > 1 {
+                let _ = write!(msg, " (+{} more)", r.failures.len() - 1);
+            }
+            let _ = write!(msg, "\n  reproduce: {}", command(target, &o));
+            pb.println(msg);
+        }
+        pb.inc(1);
+    });
+    pb.finish_and_clear();
+    let secs = wall_clock().duration_since(start).as_secs_f64().max(1e-9);
+    println!(
                 "{} seeds of {} (faults {}, {} jobs{}) in {:.2} s: {:.1} seeds/s, {:.0} simulated callbacks/s; {} failed",
                 total,
                 target.name(),
@@ -530,20 +556,101 @@ fn run_cli(cli: Cli, all: &[Box<dyn Target>]) -> Result<ExitCode, String> {
                 callbacks as f64 / secs,
                 failed.len()
             );
-            for r in &failed {
-                let mut o = opts.clone();
-                o.seed = r.seed;
-                let shown: Vec<&str> = r.failures.iter().take(3).map(String::as_str).collect();
-                let more = r.failures.len().saturating_sub(3);
-                let more = if more > 0 {
-                    format!(" (+{more} more)")
-                } else {
-                    String::new()
-                };
-                println!("FAILED seed {}: {}{more}", r.seed, shown.join("; "));
-                println!("  reproduce: {}", command(target, &o));
+    for r in &failed {
+        let mut o = opts.clone();
+        o.seed = r.seed;
+        let shown: Vec<&str> = r.failures.iter().take(3).map(String::as_str).collect();
+        let more = r.failures.len().saturating_sub(3);
+        let more = if more > 0 {
+            format!(" (+{more} more)")
+        } else {
+            String::new()
+        };
+        println!("FAILED seed {}: {}{more}", r.seed, shown.join("; "));
+        println!("  reproduce: {}", command(target, &o));
+    }
+    failed.len()
+}
+
+fn run_cli(cli: Cli, all: &[Box<dyn Target>]) -> Result<ExitCode, String> {
+    match cli.cmd {
+        Cmd::List => {
+            for t in all {
+                println!("{:14} {}", t.name(), t.about());
             }
-            Ok(if failed.is_empty() {
+            for (name, about) in [
+                (
+                    "scenario:PATH",
+                    "a conformance scenario (a .scn file, or a name of conformance/scenarios)",
+                ),
+                (
+                    "scenarios:DIR",
+                    "every conformance scenario of DIR, one target each",
+                ),
+            ] {
+                println!("{name:14} {about}");
+            }
+            println!("fault profiles: {}", PROFILES.join(" "));
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Run {
+            common,
+            seed,
+            trace,
+            check_determinism: check,
+            only_faults,
+        } => {
+            let found = find_all(all, &common.target)?;
+            if found.len() > 1 && trace.is_some() {
+                return Err(format!(
+                    "--trace FILE takes one target; {:?} names {}",
+                    common.target,
+                    found.len()
+                ));
+            }
+            let mut worst = 0u8;
+            for t in &found {
+                let code = run_one(
+                    t.get(),
+                    &common,
+                    seed,
+                    trace.as_ref(),
+                    check,
+                    only_faults.as_deref(),
+                )?;
+                worst = worst.max(code);
+            }
+            Ok(ExitCode::from(worst))
+        }
+        Cmd::Explore {
+            common,
+            seeds,
+            jobs,
+            check_determinism: check,
+            quiet,
+        } => {
+            let found = find_all(all, &common.target)?;
+            let opts = options(&common, 0)?;
+            let range = parse_seeds(&seeds)?;
+            let jobs =
+                jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            let mut failed_targets = 0usize;
+            for t in &found {
+                let failed =
+                    explore_one(t.get(), &common, &opts, range.clone(), jobs, check, quiet);
+                if failed > 0 {
+                    failed_targets += 1;
+                }
+            }
+            if found.len() > 1 {
+                println!(
+                    "{} targets of {}: {} passed, {failed_targets} failed",
+                    found.len(),
+                    common.target,
+                    found.len() - failed_targets
+                );
+            }
+            Ok(if failed_targets == 0 {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)
@@ -554,7 +661,8 @@ fn run_cli(cli: Cli, all: &[Box<dyn Target>]) -> Result<ExitCode, String> {
             seed,
             max_runs,
         } => {
-            let target = find(all, &common.target)?;
+            let found = find_one(all, &common.target)?;
+            let target = found.get();
             let opts = options(&common, seed)?;
             match shrink(target, &opts, max_runs) {
                 None => {

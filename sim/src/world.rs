@@ -17,7 +17,8 @@
 //!   peer ECONNRESET; writes to a closed or read-shut peer give EPIPE.
 //! - TCP connections go between host addresses (127.0.0.0/8, never the real network). Every
 //!   segment (SYN, SYN-ACK, data, FIN, RST) is a world event with a latency, FIFO per direction.
-//!   Nothing listening: RST, ECONNREFUSED. Backlog full: the SYN is retried after 1, 2, 4… s
+//!   Nothing listening: RST, ECONNREFUSED (a blocking connect to a port of the connecting host
+//!   itself fails inside the call, as over Linux loopback). Backlog full: the SYN is retried after 1, 2, 4… s
 //!   (ETIMEDOUT after 6 tries, which counts as a fault: an overloaded server). Closing with unread data, or receiving data after close, sends
 //!   RST: the peer reads its data, then ECONNRESET, then EOF; writes give ECONNRESET once, then
 //!   EPIPE.
@@ -1512,18 +1513,42 @@ impl World {
         Ok((nfd, remote))
     }
 
-    pub(crate) fn connect(
-        &mut self,
-        host: HostId,
-        addr: SocketAddr,
-    ) -> io::Result<(Fd, ConnectState)> {
-        let port = self.ephemeral(host);
-        let local = SocketAddr::new(IpAddr::V4(host_addr(host)), port);
+    /// A blocking `connect(2)` as far as the simulator can block: over Linux loopback the SYN to
+    /// a port of the connecting host itself is processed before the call returns, and so is the
+    /// RST when nobody listens there, so the call fails with ECONNREFUSED (no socket is left, no
+    /// connection counted, no port used). Otherwise the connection starts as a nonblocking one
+    /// does (the handshake completes after the network's delay). Loopback is the kernel, not the
+    /// network: no fault applies to this refusal. (A nonblocking `connect` on Linux returns
+    /// EINPROGRESS even then, the refusal arriving as SO_ERROR: [`World::connect`] does that.)
+    pub(crate) fn connect_blocking(&mut self, host: HostId, addr: SocketAddr) -> io::Result<Fd> {
         let dst = if addr.ip().is_unspecified() {
             SocketAddr::new(IpAddr::V4(host_addr(host)), addr.port())
         } else {
             addr
         };
+        let same_host = match dst.ip() {
+            IpAddr::V4(ip) => host_of_addr(ip, self.hosts.len()) == Some(host),
+            IpAddr::V6(_) => false,
+        };
+        if same_host && self.find_listener(dst).is_none() {
+            self.line(host, format_args!("connect {dst} refused"));
+            return Err(err(libc::ECONNREFUSED));
+        }
+        self.connect(host, addr).map(|(fd, _)| fd)
+    }
+
+    pub(crate) fn connect(
+        &mut self,
+        host: HostId,
+        addr: SocketAddr,
+    ) -> io::Result<(Fd, ConnectState)> {
+        let dst = if addr.ip().is_unspecified() {
+            SocketAddr::new(IpAddr::V4(host_addr(host)), addr.port())
+        } else {
+            addr
+        };
+        let port = self.ephemeral(host);
+        let local = SocketAddr::new(IpAddr::V4(host_addr(host)), port);
         let s = self.new_sock(host, true, local, dst);
         self.socks[s].st = St::SynSent;
         self.conns += 1;

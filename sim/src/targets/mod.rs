@@ -4,9 +4,10 @@
 //! injected, the counters, and the invariant violations found (none if the run is correct).
 //! Built in: `hello-world` (the seed's server with simulated clients), `programs` (random event
 //! programs: timers, priorities, activations, adds and deletes) and `stream` (bytes through
-//! bufferevents over a faulty connection). Other crates add their own targets (the conformance
-//! scenarios, through `evloop-conformance`) by passing them to [`crate::explore::cli_main`];
-//! this crate does not depend on them.
+//! bufferevents over a faulty connection). Conformance scenarios are targets too, named on the
+//! command line: `scenario:PATH` and `scenarios:DIR` ([`scenario`], through the
+//! `evloop-scenario` crate). Other crates can add their own targets by passing them to
+//! [`crate::explore::cli_main`].
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -20,6 +21,7 @@ use crate::SimBackend;
 
 pub mod hello_world;
 pub mod programs;
+pub mod scenario;
 pub mod stream;
 
 /// How to run a target once.
