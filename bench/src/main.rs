@@ -33,7 +33,7 @@ struct Cli {
     quick: bool,
 }
 
-#[derive(Subcommand, Clone, Copy, PartialEq, Eq)]
+#[derive(Subcommand, Clone, PartialEq, Eq)]
 enum What {
     /// Everything below.
     All,
@@ -43,6 +43,19 @@ enum What {
     Timers,
     /// Resident bytes per added event.
     Memory,
+    /// Only evloop's token ring on one backend (for strace/perf: `ring epoll 100 1 1000 3`).
+    Ring {
+        /// epoll, poll, select or mio.
+        backend: String,
+        /// Socketpairs.
+        n: usize,
+        /// Active writers.
+        a: usize,
+        /// Writes.
+        w: usize,
+        /// Runs.
+        runs: usize,
+    },
 }
 
 const LIBEVENT_SRC: &str = include_str!("../c/libevent_bench.c");
@@ -526,7 +539,39 @@ fn main() {
         return;
     }
     let cli = Cli::parse();
-    let what = cli.what.unwrap_or(What::All);
+    if let Some(What::Ring {
+        backend,
+        n,
+        a,
+        w,
+        runs,
+    }) = &cli.what
+    {
+        let r = match backend.as_str() {
+            "epoll" => EpollBackend::new()
+                .map_err(|e| e.to_string())
+                .and_then(|b| dispatch_evloop(b, *n, *a, *w, *runs)),
+            "poll" => PollBackend::new()
+                .map_err(|e| e.to_string())
+                .and_then(|b| dispatch_evloop(b, *n, *a, *w, *runs)),
+            "select" => SelectBackend::new()
+                .map_err(|e| e.to_string())
+                .and_then(|b| dispatch_evloop(b, *n, *a, *w, *runs)),
+            "mio" => MioBackend::new()
+                .map_err(|e| e.to_string())
+                .and_then(|b| dispatch_evloop(b, *n, *a, *w, *runs)),
+            other => Err(format!("unknown backend {other}")),
+        };
+        match r {
+            Ok(samples) => samples.iter().for_each(|(us, n)| println!("{us:.0} {n}")),
+            Err(e) => {
+                eprintln!("evbench: {e}");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
+    let what = cli.what.clone().unwrap_or(What::All);
     let result = programs().and_then(|p| {
         println!(
             "evbench: machine {} cores; {}",
