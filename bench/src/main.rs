@@ -43,6 +43,8 @@ enum What {
     Timers,
     /// Resident bytes per added event.
     Memory,
+    /// The simulator: callbacks/s on one core, hello-world seeds/s on every core.
+    Sim,
     /// Only evloop's token ring on one backend (for strace/perf: `ring epoll 100 1 1000 3`).
     Ring {
         /// epoll, poll, select or mio.
@@ -529,6 +531,50 @@ fn memory_child(n: usize) -> Result<(), String> {
     Ok(())
 }
 
+// ---- simulator -----------------------------------------------------------------------------
+
+/// `evsim explore` through the library: seeds per second and simulated callbacks per second.
+fn sim_throughput(target: &str, faults: &str, seeds: u64, jobs: usize) -> (f64, f64, usize) {
+    let targets = evloop_sim::targets::builtin();
+    let Some(t) = targets.iter().find(|t| t.name() == target) else {
+        return (f64::NAN, f64::NAN, 0);
+    };
+    let opts = evloop_sim::targets::RunOptions::new(0, faults);
+    let start = Instant::now();
+    let mut callbacks = 0u64;
+    let failed = evloop_sim::explore::explore(t.as_ref(), &opts, 0..seeds, jobs, false, |r| {
+        callbacks += r.callbacks
+    });
+    let secs = start.elapsed().as_secs_f64();
+    (seeds as f64 / secs, callbacks as f64 / secs, failed.len())
+}
+
+fn simulator(quick: bool) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let n = if quick { 200 } else { 10_000 };
+    println!("\n### simulator\n");
+    println!("| measurement | seeds/s | simulated callbacks/s | failed |");
+    println!("|---|---:|---:|---:|");
+    for (label, target, faults, jobs) in [
+        (
+            "hello-world, 10 clients, chaos, all cores",
+            "hello-world",
+            "chaos",
+            cores,
+        ),
+        (
+            "hello-world, 10 clients, chaos, one core",
+            "hello-world",
+            "chaos",
+            1,
+        ),
+        ("event programs, no faults, one core", "programs", "none", 1),
+    ] {
+        let (sps, cps, failed) = sim_throughput(target, faults, n, jobs);
+        println!("| {label} ({n} seeds) | {sps:.0} | {cps:.0} | {failed} |");
+    }
+}
+
 fn main() {
     if let Ok(n) = std::env::var("EVBENCH_MEMORY_CHILD") {
         let n = n.parse().unwrap_or(1_000_000);
@@ -590,6 +636,9 @@ fn main() {
         }
         if matches!(what, What::All | What::Memory) {
             memory(&p, cli.quick)?;
+        }
+        if matches!(what, What::All | What::Sim) {
+            simulator(cli.quick);
         }
         Ok(())
     });

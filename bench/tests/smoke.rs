@@ -53,6 +53,11 @@ fn quick_run_prints_every_row() {
             "timers {kind}\n{text}"
         );
     }
+    assert!(
+        text.contains("| hello-world, 10 clients, chaos, one core"),
+        "simulator section\n{text}"
+    );
+    assert!(text.contains("| event programs, no faults, one core"), "{text}");
     let mem = text
         .lines()
         .find(|l| l.starts_with("| evloop epoll |") && l.matches('|').count() == 4)
