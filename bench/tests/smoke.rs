@@ -57,7 +57,10 @@ fn quick_run_prints_every_row() {
         text.contains("| hello-world, 10 clients, chaos, one core"),
         "simulator section\n{text}"
     );
-    assert!(text.contains("| event programs, no faults, one core"), "{text}");
+    assert!(
+        text.contains("| event programs, no faults, one core"),
+        "{text}"
+    );
     let mem = text
         .lines()
         .find(|l| l.starts_with("| evloop epoll |") && l.matches('|').count() == 4)
