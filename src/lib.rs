@@ -17,6 +17,7 @@ pub mod event;
 mod evmap;
 pub mod listener;
 pub mod seed;
+mod slab;
 pub mod timer;
 
 pub use backend::Backend;

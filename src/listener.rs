@@ -19,6 +19,7 @@ use crate::backend::{Backend, ListenOptions};
 use crate::base::{Base, Error, Result};
 use crate::bufferevent::flag_set;
 use crate::event::{EventId, Events, Fd};
+use crate::slab::{Slab, SlabKey};
 use std::ops::{BitAnd, BitOr, BitOrAssign, Not};
 
 /// Listener options (`LEV_OPT_*`, libevent's values).
@@ -74,7 +75,7 @@ enum CbSlot<F> {
     Running,
 }
 
-struct Lev<B: Backend> {
+pub(crate) struct Lev<B: Backend> {
     fd: Fd,
     ev: EventId,
     cb: CbSlot<AcceptCb<B>>,
@@ -85,64 +86,18 @@ struct Lev<B: Backend> {
     freed: bool,
 }
 
-struct Slot<B: Backend> {
-    gen: u32,
-    lev: Option<Box<Lev<B>>>,
-}
+/// The listeners of one base (a slab with generation-checked handles).
+pub(crate) type Registry<B> = Slab<Lev<B>, Listener>;
 
-/// The listeners of one base.
-pub(crate) struct Registry<B: Backend> {
-    slots: Vec<Slot<B>>,
-    free: Vec<u32>,
-}
-
-impl<B: Backend> Default for Registry<B> {
-    fn default() -> Registry<B> {
-        Registry {
-            slots: Vec::new(),
-            free: Vec::new(),
-        }
+impl SlabKey for Listener {
+    fn from_parts(idx: u32, gen: u32) -> Listener {
+        Listener { idx, gen }
     }
-}
-
-impl<B: Backend> Registry<B> {
-    fn reserve(&mut self) -> Listener {
-        if let Some(idx) = self.free.pop() {
-            Listener {
-                idx,
-                gen: self.slots[idx as usize].gen,
-            }
-        } else {
-            self.slots.push(Slot { gen: 0, lev: None });
-            Listener {
-                idx: (self.slots.len() - 1) as u32,
-                gen: 0,
-            }
-        }
+    fn idx(self) -> u32 {
+        self.idx
     }
-
-    fn release(&mut self, id: Listener) {
-        if let Some(s) = self.slots.get_mut(id.idx as usize) {
-            if s.gen == id.gen {
-                s.lev = None;
-                s.gen = s.gen.wrapping_add(1);
-                self.free.push(id.idx);
-            }
-        }
-    }
-
-    fn get_mut(&mut self, id: Listener) -> Option<&mut Lev<B>> {
-        match self.slots.get_mut(id.idx as usize) {
-            Some(s) if s.gen == id.gen => s.lev.as_deref_mut(),
-            _ => None,
-        }
-    }
-
-    fn get(&self, id: Listener) -> Option<&Lev<B>> {
-        match self.slots.get(id.idx as usize) {
-            Some(s) if s.gen == id.gen => s.lev.as_deref(),
-            _ => None,
-        }
+    fn gen(self) -> u32 {
+        self.gen
     }
 }
 
@@ -330,16 +285,19 @@ impl Listener {
                 return Err(e);
             }
         };
-        base.listeners.slots[id.idx as usize].lev = Some(Box::new(Lev {
-            fd,
-            ev,
-            cb: cb.map_or(CbSlot::Empty, CbSlot::Set),
-            errorcb: CbSlot::Empty,
-            enabled: false,
-            refcnt: 1,
-            options,
-            freed: false,
-        }));
+        base.listeners.fill(
+            id,
+            Lev {
+                fd,
+                ev,
+                cb: cb.map_or(CbSlot::Empty, CbSlot::Set),
+                errorcb: CbSlot::Empty,
+                enabled: false,
+                refcnt: 1,
+                options,
+                freed: false,
+            },
+        );
         if !options.contains(ListenerOptions::DISABLED) {
             id.enable(base)?;
         }

@@ -35,6 +35,7 @@ use crate::backend::Backend;
 use crate::base::{Base, Error, Result};
 use crate::buffer::{EolStyle, EvBuffer};
 use crate::event::{EventId, Events, Fd};
+use crate::slab::{Slab, SlabKey};
 
 /// Implements the bit operations of a flag set type wrapping an integer.
 macro_rules! flag_set {
@@ -273,7 +274,7 @@ enum Kind {
     Pair(pair::PairState),
 }
 
-struct Bev<B: Backend> {
+pub(crate) struct Bev<B: Backend> {
     kind: Kind,
     input: EvBuffer,
     output: EvBuffer,
@@ -307,86 +308,18 @@ struct Bev<B: Backend> {
     finalizing: bool,
 }
 
-struct Slot<B: Backend> {
-    gen: u32,
-    bev: Option<Box<Bev<B>>>,
-}
-
 /// The bufferevents of one base (a slab with generation-checked handles).
-pub(crate) struct Registry<B: Backend> {
-    slots: Vec<Slot<B>>,
-    free: Vec<u32>,
-}
+pub(crate) type Registry<B> = Slab<Bev<B>, BufferEvent>;
 
-impl<B: Backend> Default for Registry<B> {
-    fn default() -> Registry<B> {
-        Registry {
-            slots: Vec::new(),
-            free: Vec::new(),
-        }
+impl SlabKey for BufferEvent {
+    fn from_parts(idx: u32, gen: u32) -> BufferEvent {
+        BufferEvent { idx, gen }
     }
-}
-
-impl<B: Backend> Registry<B> {
-    fn reserve(&mut self) -> BufferEvent {
-        if let Some(idx) = self.free.pop() {
-            BufferEvent {
-                idx,
-                gen: self.slots[idx as usize].gen,
-            }
-        } else {
-            self.slots.push(Slot { gen: 0, bev: None });
-            BufferEvent {
-                idx: (self.slots.len() - 1) as u32,
-                gen: 0,
-            }
-        }
+    fn idx(self) -> u32 {
+        self.idx
     }
-
-    fn fill(&mut self, id: BufferEvent, bev: Bev<B>) {
-        self.slots[id.idx as usize].bev = Some(Box::new(bev));
-    }
-
-    fn release(&mut self, id: BufferEvent) {
-        if let Some(s) = self.slots.get_mut(id.idx as usize) {
-            if s.gen == id.gen {
-                s.bev = None;
-                s.gen = s.gen.wrapping_add(1);
-                self.free.push(id.idx);
-            }
-        }
-    }
-
-    fn get(&self, id: BufferEvent) -> Option<&Bev<B>> {
-        match self.slots.get(id.idx as usize) {
-            Some(s) if s.gen == id.gen => s.bev.as_deref(),
-            _ => None,
-        }
-    }
-
-    fn get_mut(&mut self, id: BufferEvent) -> Option<&mut Bev<B>> {
-        match self.slots.get_mut(id.idx as usize) {
-            Some(s) if s.gen == id.gen => s.bev.as_deref_mut(),
-            _ => None,
-        }
-    }
-
-    /// Two different bufferevents at once (a pair's transfer).
-    fn two_mut(&mut self, a: BufferEvent, b: BufferEvent) -> Option<(&mut Bev<B>, &mut Bev<B>)> {
-        if a.idx == b.idx {
-            return None;
-        }
-        let (lo, hi) = (a.idx.min(b.idx) as usize, a.idx.max(b.idx) as usize);
-        if hi >= self.slots.len() {
-            return None;
-        }
-        let (left, right) = self.slots.split_at_mut(hi);
-        let (sl, sh) = (&mut left[lo], &mut right[0]);
-        let (sa, sb) = if a.idx < b.idx { (sl, sh) } else { (sh, sl) };
-        if sa.gen != a.gen || sb.gen != b.gen {
-            return None;
-        }
-        Some((sa.bev.as_deref_mut()?, sb.bev.as_deref_mut()?))
+    fn gen(self) -> u32 {
+        self.gen
     }
 }
 
