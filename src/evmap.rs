@@ -147,12 +147,15 @@ impl IoMap {
 /// signal number → events, in add order.
 pub struct SignalMap {
     lists: Vec<Vec<u32>>,
+    /// Events registered over all signals (so "any signal?" costs nothing at loop entry).
+    total: usize,
 }
 
 impl Default for SignalMap {
     fn default() -> SignalMap {
         SignalMap {
             lists: vec![Vec::new(); NSIG],
+            total: 0,
         }
     }
 }
@@ -164,11 +167,12 @@ impl SignalMap {
     }
     /// True if any signal has an event.
     pub fn any(&self) -> bool {
-        self.lists.iter().any(|l| !l.is_empty())
+        self.total > 0
     }
     /// Adds event `id` on `sig` (the caller has checked the range).
     pub fn push(&mut self, sig: i32, id: u32) {
         self.lists[sig as usize].push(id);
+        self.total += 1;
     }
     /// Removes event `id` from `sig`.
     pub fn remove(&mut self, sig: i32, id: u32) {
@@ -178,6 +182,7 @@ impl SignalMap {
         {
             if let Some(pos) = l.iter().rposition(|&x| x == id) {
                 l.remove(pos);
+                self.total -= 1;
             }
         }
     }
