@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
-use evloop::backend::{Backend, ConnectState, Features, ListenOptions, Ready, Shutdown, NSIG};
+use evloop::backend::{Backend, ConnectState, Features, ListenOptions, Ready, Shutdown};
 use evloop::{Events, Fd, Time};
 
 /// A backend whose `connect` completes at once, like `connect()` on an AF_UNIX socket (e7i), or
@@ -55,21 +55,7 @@ impl<B: Backend> Backend for InstantConnect<B> {
     fn now(&mut self) -> Time {
         self.inner.now()
     }
-    fn signal_add(&mut self, sig: i32) -> io::Result<()> {
-        self.inner.signal_add(sig)
-    }
-    fn signal_del(&mut self, sig: i32) -> io::Result<()> {
-        self.inner.signal_del(sig)
-    }
-    fn signal_fd(&mut self) -> io::Result<Fd> {
-        self.inner.signal_fd()
-    }
-    fn signal_drain(&mut self, counts: &mut [u32; NSIG]) {
-        self.inner.signal_drain(counts)
-    }
-    fn raise(&mut self, sig: i32) -> io::Result<()> {
-        self.inner.raise(sig)
-    }
+    evloop::delegate_signal_ops!(inner);
     fn socketpair(&mut self) -> io::Result<(Fd, Fd)> {
         self.inner.socketpair()
     }

@@ -16,7 +16,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use evloop::backend::{Backend, ConnectState, Features, ListenOptions, Ready, Shutdown, NSIG};
+use evloop::backend::{Backend, ConnectState, Features, ListenOptions, Ready, Shutdown};
 use evloop::{Events, Fd, Time};
 
 use crate::faults::{Decision, FaultConfig, FaultGate, FaultKind};
@@ -172,24 +172,7 @@ impl<B: Backend> Backend for Faulty<B> {
     fn now(&mut self) -> Time {
         self.inner.now()
     }
-    fn signal_add(&mut self, sig: i32) -> io::Result<()> {
-        self.inner.signal_add(sig)
-    }
-    fn signal_del(&mut self, sig: i32) -> io::Result<()> {
-        self.inner.signal_del(sig)
-    }
-    fn signal_fd(&mut self) -> io::Result<Fd> {
-        self.inner.signal_fd()
-    }
-    fn signal_drain(&mut self, counts: &mut [u32; NSIG]) {
-        self.inner.signal_drain(counts)
-    }
-    fn signal_claim(&mut self) {
-        self.inner.signal_claim()
-    }
-    fn raise(&mut self, sig: i32) -> io::Result<()> {
-        self.inner.raise(sig)
-    }
+    evloop::delegate_signal_ops!(inner);
     fn socketpair(&mut self) -> io::Result<(Fd, Fd)> {
         self.inner.socketpair()
     }

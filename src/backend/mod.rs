@@ -185,6 +185,88 @@ pub trait Backend {
     fn local_addr(&mut self, fd: Fd) -> io::Result<SocketAddr>;
 }
 
+/// Delegates the signal operations of [`Backend`] (`signal_add`, `signal_del`, `signal_claim`,
+/// `signal_fd`, `signal_drain`, `raise`) to the backend in field `$inner`. For wrappers such as
+/// [`VirtualTime`] that change the clock or the readiness but not the signals.
+#[macro_export]
+macro_rules! delegate_signal_ops {
+    ($inner:ident) => {
+        fn signal_add(&mut self, sig: i32) -> ::std::io::Result<()> {
+            $crate::backend::Backend::signal_add(&mut self.$inner, sig)
+        }
+        fn signal_del(&mut self, sig: i32) -> ::std::io::Result<()> {
+            $crate::backend::Backend::signal_del(&mut self.$inner, sig)
+        }
+        fn signal_claim(&mut self) {
+            $crate::backend::Backend::signal_claim(&mut self.$inner)
+        }
+        fn signal_fd(&mut self) -> ::std::io::Result<$crate::Fd> {
+            $crate::backend::Backend::signal_fd(&mut self.$inner)
+        }
+        fn signal_drain(&mut self, counts: &mut [u32; $crate::backend::NSIG]) {
+            $crate::backend::Backend::signal_drain(&mut self.$inner, counts)
+        }
+        fn raise(&mut self, sig: i32) -> ::std::io::Result<()> {
+            $crate::backend::Backend::raise(&mut self.$inner, sig)
+        }
+    };
+}
+
+/// Delegates every socket operation of [`Backend`] (`socketpair` … `local_addr`) to the backend
+/// in field `$inner`.
+#[macro_export]
+macro_rules! delegate_socket_ops {
+    ($inner:ident) => {
+        fn socketpair(&mut self) -> ::std::io::Result<($crate::Fd, $crate::Fd)> {
+            $crate::backend::Backend::socketpair(&mut self.$inner)
+        }
+        fn read(&mut self, fd: $crate::Fd, buf: &mut [u8]) -> ::std::io::Result<usize> {
+            $crate::backend::Backend::read(&mut self.$inner, fd, buf)
+        }
+        fn write(&mut self, fd: $crate::Fd, buf: &[u8]) -> ::std::io::Result<usize> {
+            $crate::backend::Backend::write(&mut self.$inner, fd, buf)
+        }
+        fn shutdown(
+            &mut self,
+            fd: $crate::Fd,
+            how: $crate::backend::Shutdown,
+        ) -> ::std::io::Result<()> {
+            $crate::backend::Backend::shutdown(&mut self.$inner, fd, how)
+        }
+        fn close(&mut self, fd: $crate::Fd) -> ::std::io::Result<()> {
+            $crate::backend::Backend::close(&mut self.$inner, fd)
+        }
+        fn listen(
+            &mut self,
+            addr: ::std::net::SocketAddr,
+            opts: $crate::backend::ListenOptions,
+        ) -> ::std::io::Result<$crate::Fd> {
+            $crate::backend::Backend::listen(&mut self.$inner, addr, opts)
+        }
+        fn accept(
+            &mut self,
+            fd: $crate::Fd,
+        ) -> ::std::io::Result<($crate::Fd, ::std::net::SocketAddr)> {
+            $crate::backend::Backend::accept(&mut self.$inner, fd)
+        }
+        fn connect(
+            &mut self,
+            addr: ::std::net::SocketAddr,
+        ) -> ::std::io::Result<($crate::Fd, $crate::backend::ConnectState)> {
+            $crate::backend::Backend::connect(&mut self.$inner, addr)
+        }
+        fn take_socket_error(
+            &mut self,
+            fd: $crate::Fd,
+        ) -> ::std::io::Result<Option<::std::io::Error>> {
+            $crate::backend::Backend::take_socket_error(&mut self.$inner, fd)
+        }
+        fn local_addr(&mut self, fd: $crate::Fd) -> ::std::io::Result<::std::net::SocketAddr> {
+            $crate::backend::Backend::local_addr(&mut self.$inner, fd)
+        }
+    };
+}
+
 /// The real backends available on this platform, in libevent's order of preference.
 pub const METHODS: &[&str] = &["epoll", "poll", "select", "mio"];
 

@@ -11,7 +11,7 @@
 use std::io;
 use std::time::Duration;
 
-use super::{Backend, ConnectState, Features, ListenOptions, Ready, Shutdown, NSIG};
+use super::{Backend, Features, Ready};
 use crate::event::{Events, Fd, Time};
 
 /// Scripted outside inputs for a [`VirtualTime`] run: data arriving on sockets, signals, peers
@@ -143,52 +143,6 @@ impl<B: Backend> Backend for VirtualTime<B> {
         self.now
     }
 
-    fn signal_add(&mut self, sig: i32) -> io::Result<()> {
-        self.inner.signal_add(sig)
-    }
-    fn signal_del(&mut self, sig: i32) -> io::Result<()> {
-        self.inner.signal_del(sig)
-    }
-    fn signal_claim(&mut self) {
-        self.inner.signal_claim()
-    }
-    fn signal_fd(&mut self) -> io::Result<Fd> {
-        self.inner.signal_fd()
-    }
-    fn signal_drain(&mut self, counts: &mut [u32; NSIG]) {
-        self.inner.signal_drain(counts)
-    }
-    fn raise(&mut self, sig: i32) -> io::Result<()> {
-        self.inner.raise(sig)
-    }
-    fn socketpair(&mut self) -> io::Result<(Fd, Fd)> {
-        self.inner.socketpair()
-    }
-    fn read(&mut self, fd: Fd, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read(fd, buf)
-    }
-    fn write(&mut self, fd: Fd, buf: &[u8]) -> io::Result<usize> {
-        self.inner.write(fd, buf)
-    }
-    fn shutdown(&mut self, fd: Fd, how: Shutdown) -> io::Result<()> {
-        self.inner.shutdown(fd, how)
-    }
-    fn close(&mut self, fd: Fd) -> io::Result<()> {
-        self.inner.close(fd)
-    }
-    fn listen(&mut self, addr: std::net::SocketAddr, opts: ListenOptions) -> io::Result<Fd> {
-        self.inner.listen(addr, opts)
-    }
-    fn accept(&mut self, fd: Fd) -> io::Result<(Fd, std::net::SocketAddr)> {
-        self.inner.accept(fd)
-    }
-    fn connect(&mut self, addr: std::net::SocketAddr) -> io::Result<(Fd, ConnectState)> {
-        self.inner.connect(addr)
-    }
-    fn take_socket_error(&mut self, fd: Fd) -> io::Result<Option<io::Error>> {
-        self.inner.take_socket_error(fd)
-    }
-    fn local_addr(&mut self, fd: Fd) -> io::Result<std::net::SocketAddr> {
-        self.inner.local_addr(fd)
-    }
+    crate::delegate_signal_ops!(inner);
+    crate::delegate_socket_ops!(inner);
 }
