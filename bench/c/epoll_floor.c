@@ -1,11 +1,17 @@
 /* The floor of the dispatch benchmark: the same 1-byte token ring as libevent's bench.c, on a
  * bare level-triggered epoll loop with no reactor at all, so only the system calls remain.
  *
- *   epoll_floor N ACTIVE WRITES RUNS      one line per run: elapsed µs, reads
+ *   epoll_floor N ACTIVE WRITES RUNS [MAXEVENTS]   one line per run: elapsed µs, reads
+ *
+ * MAXEVENTS is the size of epoll_wait's array: a number (default 4096), or `grow` for libevent's
+ * policy (start at 32, double whenever a wait filled the array, up to 4096). evbench runs both
+ * and takes the faster as the floor of each cell, so that no reactor can beat the floor merely
+ * by sizing its array better.
  *
  * Build: cc -O2 -o epoll_floor epoll_floor.c */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 #include <fcntl.h>
@@ -23,7 +29,7 @@ static long long now_us(void)
 int main(int argc, char **argv)
 {
 	if (argc < 5) {
-		fprintf(stderr, "usage: epoll_floor N ACTIVE WRITES RUNS\n");
+		fprintf(stderr, "usage: epoll_floor N ACTIVE WRITES RUNS [MAXEVENTS|grow]\n");
 		return 2;
 	}
 	int n = atoi(argv[1]), active = atoi(argv[2]), nwrites = atoi(argv[3]), runs = atoi(argv[4]);
@@ -33,6 +39,12 @@ int main(int argc, char **argv)
 	setrlimit(RLIMIT_NOFILE, &rl);
 	int *pipes = calloc((size_t)n * 2, sizeof(int));
 	int ep = epoll_create1(EPOLL_CLOEXEC);
+	int grow = argc > 5 && !strcmp(argv[5], "grow");
+	int nevents = grow ? 32 : (argc > 5 ? atoi(argv[5]) : 4096);
+	if (nevents < 1 || nevents > 4096) {
+		fprintf(stderr, "epoll_floor: MAXEVENTS must be 1..4096 or grow\n");
+		return 2;
+	}
 	struct epoll_event *out = calloc(4096, sizeof *out);
 	for (int i = 0; i < n; i++) {
 		if (socketpair(AF_UNIX, SOCK_STREAM, 0, &pipes[2 * i]) == -1) {
@@ -55,7 +67,7 @@ int main(int argc, char **argv)
 			(void)send(pipes[i * space + 1], "e", 1, 0);
 		long long t0 = now_us();
 		do {
-			int k = epoll_wait(ep, out, 4096, 0);
+			int k = epoll_wait(ep, out, nevents, 0);
 			for (int j = 0; j < k; j++) {
 				int idx = (int)out[j].data.u32, widx = idx + 1;
 				unsigned char ch;
@@ -70,6 +82,8 @@ int main(int argc, char **argv)
 					fired++;
 				}
 			}
+			if (grow && k == nevents && nevents < 4096)
+				nevents *= 2;
 		} while (count != fired);
 		printf("%lld %lld\n", now_us() - t0, count);
 	}

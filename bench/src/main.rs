@@ -45,6 +45,14 @@ enum What {
     Memory,
     /// The simulator: callbacks/s on one core, hello-world seeds/s on every core.
     Sim,
+    /// Only evloop's timer benchmark, once (evbench runs it in a fresh process per repetition).
+    #[command(hide = true)]
+    TimerRun {
+        /// spread, equal or churn.
+        kind: String,
+        /// Timers.
+        n: usize,
+    },
     /// Only evloop's token ring on one backend (for strace/perf: `ring epoll 100 1 1000 3`).
     Ring {
         /// epoll, poll, select or mio.
@@ -151,6 +159,9 @@ fn dispatch_evloop<B: Backend + 'static>(
     w: usize,
     runs: usize,
 ) -> Result<Samples, String> {
+    if n == 0 || a == 0 || a > n {
+        return Err(format!("ring: need 1 ≤ a ≤ n (got n={n} a={a})"));
+    }
     let mut base = Base::new(backend);
     let mut pipes = Vec::with_capacity(n);
     for _ in 0..n {
@@ -245,129 +256,251 @@ fn print_rows(title: &str, rows: &[Row]) {
     }
 }
 
+/// One program of the dispatch table: a command line that runs the token ring `runs` times in
+/// a fresh process and prints one `µs callbacks` line per run.
+struct Contender {
+    who: String,
+    /// The row of the same cell this one is divided by for `÷ libevent` (mio: libevent epoll).
+    reference: Option<String>,
+    /// Part of the floor: the floor of a cell is the faster of these programs, per pass.
+    floor: bool,
+    exe: PathBuf,
+    args: Vec<String>,
+}
+
+impl Contender {
+    fn run(&self, runs: usize) -> Result<Samples, String> {
+        let mut args = self.args.clone();
+        if let Some(i) = args.iter().position(|a| a == "RUNS") {
+            args[i] = runs.to_string();
+        }
+        let s = parse_samples(&run_c(&self.exe, &args)?);
+        if s.len() != runs {
+            return Err(format!("{}: {} samples for {runs} runs", self.who, s.len()));
+        }
+        Ok(s)
+    }
+}
+
+/// Ratio statistics of one row across passes: the median, and the range.
+#[derive(Clone, Copy)]
+struct Spread {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Spread {
+    fn of(v: &[f64]) -> Option<Spread> {
+        if v.is_empty() {
+            return None;
+        }
+        let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        Some(Spread {
+            median: median(v.to_vec()),
+            min,
+            max,
+        })
+    }
+
+    fn show(&self) -> String {
+        format!("{:.2} ({:.2}–{:.2})", self.median, self.min, self.max)
+    }
+
+    /// A win or a loss only when the whole range of several passes is on one side of 1.0.
+    fn verdict(&self, passes: usize) -> &'static str {
+        if passes < 2 {
+            "one pass: no verdict"
+        } else if self.max < 1.0 {
+            "faster"
+        } else if self.min > 1.0 {
+            "slower"
+        } else {
+            "within noise"
+        }
+    }
+}
+
+fn dispatch_contenders(
+    p: &Programs,
+    n: usize,
+    a: usize,
+    w: usize,
+) -> Result<Vec<Contender>, String> {
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    let cell = |extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        v.extend([n.to_string(), a.to_string(), w.to_string(), "RUNS".into()]);
+        v
+    };
+    let select_ok = 2 * n + 16 < 1024;
+    let mut out = Vec::new();
+    for (label, arg) in [
+        ("bare epoll (floor)", "4096"),
+        ("bare epoll, growing array (floor)", "grow"),
+    ] {
+        let mut args = cell(&[]);
+        args.push(arg.into());
+        out.push(Contender {
+            who: label.into(),
+            reference: None,
+            floor: true,
+            exe: p.floor.clone(),
+            args,
+        });
+    }
+    for m in ["epoll", "poll", "select"] {
+        if m == "select" && !select_ok {
+            continue;
+        }
+        out.push(Contender {
+            who: format!("libevent {m}"),
+            reference: Some(format!("libevent {m}")),
+            floor: false,
+            exe: p.libevent.clone(),
+            args: cell(&["dispatch", m]),
+        });
+    }
+    for b in ["epoll", "poll", "select", "mio"] {
+        if b == "select" && !select_ok {
+            continue;
+        }
+        let lib = if b == "mio" { "epoll" } else { b };
+        out.push(Contender {
+            who: format!("evloop {b}"),
+            reference: Some(format!("libevent {lib}")),
+            floor: false,
+            exe: me.clone(),
+            args: cell(&["ring", b]),
+        });
+    }
+    Ok(out)
+}
+
+/// The dispatch table (issue: a benchmark that can tell). Every program runs in a fresh process
+/// per chunk of runs, the programs' chunks are interleaved (A B C … A B C …, so that a slow
+/// phase of the machine hits every program alike), and the whole table is measured `passes`
+/// times. Each pass gives a median per row and a ratio per row; the table shows the median
+/// ratio across passes and its min–max, and calls a cell faster or slower only when the whole
+/// range is on one side of 1.0.
 fn dispatch(p: &Programs, quick: bool) -> Result<(), String> {
     let runs = if quick { 3 } else { 25 };
+    let passes = if quick { 1 } else { 3 };
+    let chunk = if quick { 3 } else { 5 };
     let sizes: &[usize] = if quick { &[100] } else { &[100, 1000, 9000] };
-    let mut rows = Vec::new();
+    let mut cells = Vec::new();
     for &n in sizes {
         for a in [1usize, 100] {
             let w = if quick { n } else { n.max(1000) };
-            let config = format!("n={n} a={a} w={w}");
+            cells.push((n, a, w));
+        }
+    }
+    // rows[cell][contender] = (per-pass medians µs, per-pass ÷ reference, per-pass ÷ floor)
+    type Acc = (Vec<f64>, Vec<f64>, Vec<f64>);
+    let mut all: Vec<(Vec<Contender>, Vec<Acc>, u64)> = Vec::new();
+    for &(n, a, w) in &cells {
+        let cs = dispatch_contenders(p, n, a, w)?;
+        let acc = cs
+            .iter()
+            .map(|_| (Vec::new(), Vec::new(), Vec::new()))
+            .collect();
+        all.push((cs, acc, 0));
+    }
+    for pass in 0..passes {
+        for (ci, &(n, a, _)) in cells.iter().enumerate() {
+            let (cs, acc, events) = &mut all[ci];
             // poll and select scan every descriptor on every pass: with a = 1 at n = 9000 one
-            // run takes seconds, so those cells use 3 runs (the median of 3).
-            let runs_for = |m: &str| {
-                if (m == "poll" || m == "select") && n * n / a > 10_000_000 {
+            // run takes seconds, so those rows take 3 runs (the median of 3) per pass.
+            let heavy = n * n / a > 10_000_000;
+            let runs_of = |c: &Contender| {
+                let slow = c.who.ends_with(" poll") || c.who.ends_with(" select");
+                if heavy && slow {
                     runs.min(3)
                 } else {
                     runs
                 }
             };
-            let args = |m: &str| {
-                vec![
-                    "dispatch".into(),
-                    m.into(),
-                    n.to_string(),
-                    a.to_string(),
-                    w.to_string(),
-                    runs_for(m).to_string(),
-                ]
-            };
-            let floor = parse_samples(&run_c(
-                &p.floor,
-                &[
-                    n.to_string(),
-                    a.to_string(),
-                    w.to_string(),
-                    runs.to_string(),
-                ],
-            )?);
-            let floor_med = median(floor.iter().map(|s| s.0).collect());
-            let events = floor.first().map_or(1, |s| s.1).max(1);
-            rows.push(Row {
-                config: config.clone(),
-                who: "bare epoll (floor)".into(),
-                median_us: floor_med,
-                ns_per_event: floor_med * 1000.0 / events as f64,
-                vs_libevent: None,
-                vs_floor: Some(1.0),
-            });
-            let select_ok = 2 * n + 16 < 1024;
-            let mut lib_med = std::collections::BTreeMap::new();
-            for m in ["epoll", "poll", "select"] {
-                if m == "select" && !select_ok {
-                    continue;
+            let mut samples: Vec<Vec<f64>> = cs.iter().map(|_| Vec::new()).collect();
+            let mut done: Vec<usize> = vec![0; cs.len()];
+            // Rotate the order each round and each pass: no program always runs first.
+            let mut round = pass;
+            while cs.iter().enumerate().any(|(i, c)| done[i] < runs_of(c)) {
+                for k in 0..cs.len() {
+                    let i = (k + round) % cs.len();
+                    let left = runs_of(&cs[i]) - done[i];
+                    if left == 0 {
+                        continue;
+                    }
+                    let take = left.min(chunk);
+                    let s = cs[i].run(take)?;
+                    for &(us, cb) in &s {
+                        if *events == 0 {
+                            *events = cb.max(1);
+                        } else if cb != *events {
+                            return Err(format!(
+                                "{} (n={n} a={a}): {cb} callbacks where the others made {events}",
+                                cs[i].who
+                            ));
+                        }
+                        samples[i].push(us);
+                    }
+                    done[i] += take;
                 }
-                let s = parse_samples(&run_c(&p.libevent, &args(m))?);
-                let med = median(s.iter().map(|x| x.0).collect());
-                lib_med.insert(m, med);
-                rows.push(Row {
-                    config: config.clone(),
-                    who: format!("libevent {m}"),
-                    median_us: med,
-                    ns_per_event: med * 1000.0 / events as f64,
-                    vs_libevent: Some(1.0),
-                    vs_floor: Some(med / floor_med),
-                });
+                round += 1;
             }
-            for b in ["epoll", "poll", "select", "mio"] {
-                if b == "select" && !select_ok {
-                    continue;
+            let meds: Vec<f64> = samples.into_iter().map(median).collect();
+            let floor = cs
+                .iter()
+                .zip(&meds)
+                .filter(|(c, _)| c.floor)
+                .map(|(_, m)| *m)
+                .fold(f64::INFINITY, f64::min);
+            for (i, c) in cs.iter().enumerate() {
+                acc[i].0.push(meds[i]);
+                acc[i].2.push(meds[i] / floor);
+                if let Some(r) = &c.reference {
+                    if let Some(j) = cs.iter().position(|x| &x.who == r) {
+                        acc[i].1.push(meds[i] / meds[j]);
+                    }
                 }
-                let runs = runs_for(b);
-                let s = match b {
-                    "epoll" => dispatch_evloop(
-                        EpollBackend::new().map_err(|e| e.to_string())?,
-                        n,
-                        a,
-                        w,
-                        runs,
-                    )?,
-                    "poll" => dispatch_evloop(
-                        PollBackend::new().map_err(|e| e.to_string())?,
-                        n,
-                        a,
-                        w,
-                        runs,
-                    )?,
-                    "select" => dispatch_evloop(
-                        SelectBackend::new().map_err(|e| e.to_string())?,
-                        n,
-                        a,
-                        w,
-                        runs,
-                    )?,
-                    _ => dispatch_evloop(
-                        MioBackend::new().map_err(|e| e.to_string())?,
-                        n,
-                        a,
-                        w,
-                        runs,
-                    )?,
-                };
-                if s.iter().any(|x| x.1 != events) {
-                    return Err(format!(
-                        "evloop {b}: callback count differs from the floor's {events}"
-                    ));
-                }
-                let med = median(s.iter().map(|x| x.0).collect());
-                let lib = lib_med.get(if b == "mio" { "epoll" } else { b }).copied();
-                rows.push(Row {
-                    config: config.clone(),
-                    who: format!("evloop {b}"),
-                    median_us: med,
-                    ns_per_event: med * 1000.0 / events as f64,
-                    vs_libevent: lib.map(|l| med / l),
-                    vs_floor: Some(med / floor_med),
-                });
             }
         }
     }
-    print_rows(
-        &format!(
-            "dispatch (bench.c method, median of {runs} runs; 3 for poll/select when n²/a > 10⁷)"
-        ),
-        &rows,
+    println!(
+        "\n### dispatch (bench.c method; {passes} passes of {runs} runs per row, 3 for poll/select \
+         when n²/a > 10⁷; fresh processes, interleaved in chunks of {chunk})\n"
     );
+    println!(
+        "Ratios: median across passes (min–max). A row is faster or slower than libevent only \
+         when its whole range is on one side of 1.0.\n"
+    );
+    println!("| config | implementation | median µs/run | ns/event | ÷ libevent | ÷ floor | vs libevent |");
+    println!("|---|---|---:|---:|---:|---:|---|");
+    for (ci, &(n, a, w)) in cells.iter().enumerate() {
+        let (cs, acc, events) = &all[ci];
+        for (c, (meds, vs_lib, vs_floor)) in cs.iter().zip(acc) {
+            let med = median(meds.clone());
+            let lib = Spread::of(vs_lib);
+            let is_ref = c.reference.as_deref() == Some(c.who.as_str());
+            println!(
+                "| n={n} a={a} w={w} | {} | {:.0} | {:.0} | {} | {} | {} |",
+                c.who,
+                med,
+                med * 1000.0 / *events.max(&1) as f64,
+                lib.map_or(String::new(), |s| if is_ref {
+                    "1.00".into()
+                } else {
+                    s.show()
+                }),
+                Spread::of(vs_floor).map_or(String::new(), |s| s.show()),
+                match lib {
+                    Some(s) if !is_ref => s.verdict(passes),
+                    _ => "",
+                }
+            );
+        }
+    }
     Ok(())
 }
 
@@ -386,6 +519,11 @@ impl Lcg {
 }
 
 fn timers_evloop(n: usize, kind: &str) -> Result<f64, String> {
+    if !matches!(kind, "spread" | "equal" | "churn") {
+        return Err(format!(
+            "unknown timer kind {kind:?} (spread, equal or churn)"
+        ));
+    }
     let mut base = Base::new(EpollBackend::new().map_err(|e| e.to_string())?);
     let fired = Rc::new(Cell::new(0usize));
     let mut ev = Vec::with_capacity(n);
@@ -445,12 +583,15 @@ fn timers(p: &Programs, quick: bool) -> Result<(), String> {
         let mut lib = Vec::new();
         let mut ours = Vec::new();
         for _ in 0..reps {
+            // Both sides in fresh processes, alternating.
             let out = run_c(
                 &p.libevent,
                 &["timers".into(), "epoll".into(), n.to_string(), kind.into()],
             )?;
             lib.push(out.trim().parse::<f64>().map_err(|e| e.to_string())?);
-            ours.push(timers_evloop(n, kind)?);
+            let me = std::env::current_exe().map_err(|e| e.to_string())?;
+            let out = run_c(&me, &["timer-run".into(), kind.into(), n.to_string()])?;
+            ours.push(out.trim().parse::<f64>().map_err(|e| e.to_string())?);
         }
         let (l, o) = (median(lib), median(ours));
         let ops = if kind == "churn" { n * 6 } else { n };
@@ -610,6 +751,16 @@ fn main() {
         };
         match r {
             Ok(samples) => samples.iter().for_each(|(us, n)| println!("{us:.0} {n}")),
+            Err(e) => {
+                eprintln!("evbench: {e}");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
+    if let Some(What::TimerRun { kind, n }) = &cli.what {
+        match timers_evloop(*n, kind) {
+            Ok(us) => println!("{us:.0}"),
             Err(e) => {
                 eprintln!("evbench: {e}");
                 std::process::exit(1);
