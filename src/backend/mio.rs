@@ -126,6 +126,9 @@ impl MioBackend {
     /// Registers `fd` for `interest`, or updates its registration, with libevent's epoll
     /// fallbacks (a stale registration after close/reopen, or none where one was expected).
     fn register(&mut self, fd: Fd, registered: bool, interest: Events) -> io::Result<()> {
+        if exact_mask(interest) {
+            return self.register_exact(fd, registered, interest);
+        }
         let mio_interest = mio_interest(interest);
         let registry = self.poll.registry();
         let token = Token(fd as usize);
@@ -145,6 +148,57 @@ impl MioBackend {
                 other => other,
             }
         }
+    }
+
+    /// [`exact_mask`]'s registration: `epoll_ctl` on mio's own epoll descriptor with native
+    /// epoll's mask (`EPOLLRDHUP`, `EPOLLOUT` for WRITE) plus `EPOLLET`, and the token mio
+    /// would use (mio's epoll selector keeps no state per registration, so its later
+    /// `reregister`/`deregister` of the fd are plain MOD/DEL as well).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn register_exact(&mut self, fd: Fd, registered: bool, interest: Events) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let mut events = (libc::EPOLLRDHUP | libc::EPOLLET) as u32;
+        if interest.contains(Events::WRITE) {
+            events |= libc::EPOLLOUT as u32;
+        }
+        let epfd = self.poll.as_raw_fd();
+        let ctl = |op: libc::c_int| {
+            let mut ev = libc::epoll_event {
+                events,
+                u64: fd as usize as u64,
+            };
+            // SAFETY: `ev` is a valid, writable epoll_event for the duration of the call, and
+            // `epfd` is mio's epoll descriptor, open as long as `self.poll`.
+            syscall!(epoll_ctl(epfd, op, fd, &mut ev)).map(drop)
+        };
+        let (op, retry, fallback) = if registered {
+            (libc::EPOLL_CTL_MOD, libc::ENOENT, libc::EPOLL_CTL_ADD)
+        } else {
+            (libc::EPOLL_CTL_ADD, libc::EEXIST, libc::EPOLL_CTL_MOD)
+        };
+        match ctl(op) {
+            Err(e) if e.raw_os_error() == Some(retry) => ctl(fallback),
+            other => other,
+        }
+    }
+
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    fn register_exact(&mut self, _: Fd, _: bool, _: Events) -> io::Result<()> {
+        unreachable!("exact_mask is false off Linux")
+    }
+
+    /// The readiness of one fd as native epoll would report it, from `poll(2)` (for the fds
+    /// whose mio event cannot show it: see [`exact_mask`]).
+    fn poll_one(fd: Fd, interest: Events) -> io::Result<Events> {
+        let mut p = libc::pollfd {
+            fd,
+            events: poll_mask(interest),
+            revents: 0,
+        };
+        // SAFETY: `p` is one valid, writable pollfd for the whole call; a zero timeout never
+        // blocks.
+        syscall!(poll(&mut p, 1, 0))?;
+        Ok(poll_readiness(p.revents, interest))
     }
 
     /// Starts the next dispatch's epoch, so that every fd's `slot` from earlier ones is stale.
@@ -215,7 +269,11 @@ impl MioBackend {
                 if st.interest.io().is_empty() {
                     continue;
                 }
-                let events = readiness(event, st.interest);
+                let events = if exact_mask(st.interest) {
+                    Self::poll_one(fd, st.interest)?
+                } else {
+                    readiness(event, st.interest)
+                };
                 if st.epoch == self.epoch {
                     // Queued already (native epoll leaves it in place), or kqueue's second
                     // filter for the same fd.
@@ -235,7 +293,20 @@ impl MioBackend {
     }
 }
 
-/// CLOSED needs mio's readable interest: that is where it reports a read-side close.
+/// Whether `fd` must be registered with native epoll's exact mask rather than through mio's
+/// `Interest`: CLOSED without READ (Linux only). mio can only ask for a read-side close together
+/// with readability (`EPOLLIN|EPOLLRDHUP`), so arriving data would wake such an fd where native
+/// epoll (`EPOLLRDHUP` alone) sleeps on; for an edge-triggered fd, or one the kernel does not
+/// hold queued, that is a report libevent never makes. The reports of these fds are read with
+/// `poll(2)`, as mio's event cannot show `EPOLLRDHUP` without `EPOLLIN`.
+fn exact_mask(interest: Events) -> bool {
+    cfg!(any(target_os = "linux", target_os = "android"))
+        && interest.contains(Events::CLOSED)
+        && !interest.contains(Events::READ)
+}
+
+/// CLOSED needs mio's readable interest: that is where it reports a read-side close (off Linux;
+/// see [`exact_mask`]).
 fn mio_interest(ev: Events) -> Interest {
     let readable = ev.intersects(Events::READ | Events::CLOSED);
     match (readable, ev.contains(Events::WRITE)) {
