@@ -257,7 +257,7 @@ fn differential(seed: u64, pairs: usize, steps: usize) {
                 dispatches += 1;
                 let (a, b) = (mio.dispatch(), epoll.dispatch());
                 reports += b.len();
-                (format!("dispatch"), format!("{a:?}"), format!("{b:?}"))
+                ("dispatch".to_string(), format!("{a:?}"), format!("{b:?}"))
             }
         };
         history.push(format!("{step}: {what} -> {b}"));

@@ -1,12 +1,14 @@
 //! The mio backend: mio's `Poll` (epoll, kqueue, …) behind the libevent-style interface, with
-//! the exact behaviour of libevent's epoll backend.
+//! the exact behaviour of libevent's epoll backend (its conformance reference is the `epoll`
+//! fixtures; `tests/mio_semantics.rs` compares it with [`super::EpollBackend`] report for
+//! report on the real kernel).
 //!
 //! mio registers every fd edge-triggered (`EPOLLET`). libevent's default is level-triggered, and
-//! its epoll backend reports fds in the order of the kernel's ready list, so this backend keeps
-//! in user space the one thing an edge-triggered registration loses: native epoll puts every
-//! reported level-triggered fd back at the tail of its ready list right after the wait (and keeps
-//! there, still queued, whatever a wait could not report for lack of room). Those fds form the
-//! *shadow list*, in the kernel's order. Each dispatch then:
+//! its epoll backend reports fds in the order of the kernel's ready list. Native epoll puts every
+//! reported level-triggered fd back at the tail of its ready list right after the wait, behind
+//! whatever a full result array left queued at the head; an edge-triggered registration loses
+//! exactly those queued fds, so this backend keeps them in user space, in the kernel's order:
+//! the *shadow list*. Each dispatch then:
 //! 1. asks the current readiness of the shadow list's fds with one `poll(2)` call (zero timeout),
 //!    with the mask native epoll would use (READ→`POLLIN`, WRITE→`POLLOUT`, CLOSED→`POLLRDHUP`);
 //! 2. waits in mio (zero timeout if a shadow fd is ready) for what became ready since: an fd
@@ -20,12 +22,16 @@
 //!    re-queues the reported level-triggered fds behind, in report order.
 //!
 //! The cost is one `poll(2)` per dispatch that has a non-empty shadow list, whatever the number
-//! of fds: no `epoll_ctl` per reported fd (the re-arm an edge-triggered emulation usually pays).
+//! of fds, instead of one `epoll_ctl` re-arm per reported fd.
 //!
 //! `EV_ET` follows libevent's epoll rule: the `epoll_ctl` of a change sets `EPOLLET` iff the
 //! event making the change has `EV_ET` (an add of an ET event, or the del of one), whatever the
 //! fd had before; an fd without it is level-triggered as a whole. `EV_ET` is ORed into every
 //! report, as libevent's epoll does; the core masks it with each event's own flags.
+//!
+//! mio's `Interest` cannot watch a read-side close without readability; an fd watching CLOSED
+//! but not READ would then wake on arriving data where native epoll does not. On Linux such fds
+//! are registered on mio's epoll descriptor with native epoll's mask (`exact_mask`).
 //!
 //! Closing an fd through [`Backend::close`] unqueues it (the kernel forgets a closed fd's
 //! registration). An fd closed behind the backend's back is dropped from the shadow list when
@@ -182,9 +188,13 @@ impl MioBackend {
         }
     }
 
+    /// Never called: [`exact_mask`] is false off Linux.
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
     fn register_exact(&mut self, _: Fd, _: bool, _: Events) -> io::Result<()> {
-        unreachable!("exact_mask is false off Linux")
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "native epoll masks exist only on Linux",
+        ))
     }
 
     /// The readiness of one fd as native epoll would report it, from `poll(2)` (for the fds
