@@ -281,7 +281,7 @@ fn differential(seed: u64, pairs: usize, steps: usize) {
 
 #[test]
 fn mio_reports_exactly_what_epoll_reports_few_fds() {
-    for seed in 1..=6 {
+    for seed in 1..=40 {
         differential(seed, 3, 1500);
     }
 }
@@ -289,12 +289,14 @@ fn mio_reports_exactly_what_epoll_reports_few_fds() {
 #[test]
 fn mio_reports_exactly_what_epoll_reports_more_fds_than_the_first_array() {
     // 48 ends, many watched for WRITE and idle: waits fill the 32-slot array.
-    for seed in 100..=102 {
+    for seed in 100..=111 {
         differential(seed, 24, 3000);
     }
 }
 
-/// The three divergences found by random testing against libevent, at the backend level.
+/// Two of the divergences that random testing against libevent found, at the backend level:
+/// `EV_ET` in every report, and `EPOLLET` taken from the latest change (the third, the order,
+/// is `level_triggered_fds_keep_their_place`).
 #[test]
 fn et_from_the_latest_change_and_in_every_report() {
     et_case("mio", MioBackend::new().unwrap());
@@ -303,31 +305,29 @@ fn et_from_the_latest_change_and_in_every_report() {
 
 fn et_case<B: Backend>(name: &str, b: B) {
     let mut side = Side::new(b, 3);
-    {
-        // A level-triggered WRITE: reported with ET ORed in, every pass.
-        side.add(0, W, false);
-        assert_eq!(side.dispatch(), vec![(0, W | ET)], "{name}");
-        assert_eq!(
-            side.dispatch(),
-            vec![(0, W | ET)],
-            "{name}: level-triggered"
-        );
-        // READ with ET: the MOD makes the whole fd edge-triggered. The fd is queued (reported
-        // last pass), so it is reported once more, then no more.
-        side.add(0, R, true);
-        assert_eq!(side.dispatch(), vec![(0, W | ET)], "{name}");
-        assert_eq!(side.dispatch(), vec![], "{name}: edge-triggered now");
-        // Deleting the level-triggered direction... there is none left: delete READ (the ET
-        // event) with ET: still edge-triggered, and the MOD queues the writable fd again.
-        side.del(0, R, true);
-        assert_eq!(side.dispatch(), vec![(0, W | ET)], "{name}");
-        assert_eq!(side.dispatch(), vec![], "{name}");
-        // A level-triggered READ added last: the whole fd is level-triggered again.
-        side.add(0, R, false);
-        assert_eq!(side.dispatch(), vec![(0, W | ET)], "{name}");
-        assert_eq!(side.dispatch(), vec![(0, W | ET)], "{name}");
-        side.close_all();
-    }
+    // A level-triggered WRITE: reported with ET ORed in, every pass.
+    side.add(0, W, false);
+    assert_eq!(side.dispatch(), vec![(0, W | ET)], "{name}");
+    assert_eq!(
+        side.dispatch(),
+        vec![(0, W | ET)],
+        "{name}: level-triggered"
+    );
+    // READ with ET: the MOD makes the whole fd edge-triggered. The fd is queued (reported
+    // last pass), so it is reported once more, then no more.
+    side.add(0, R, true);
+    assert_eq!(side.dispatch(), vec![(0, W | ET)], "{name}");
+    assert_eq!(side.dispatch(), vec![], "{name}: edge-triggered now");
+    // Deleting the ET event's READ: the MOD carries its EV_ET, so the fd stays edge-
+    // triggered, and the MOD queues the writable fd again: one report.
+    side.del(0, R, true);
+    assert_eq!(side.dispatch(), vec![(0, W | ET)], "{name}");
+    assert_eq!(side.dispatch(), vec![], "{name}");
+    // A level-triggered READ added last: the whole fd is level-triggered again.
+    side.add(0, R, false);
+    assert_eq!(side.dispatch(), vec![(0, W | ET)], "{name}");
+    assert_eq!(side.dispatch(), vec![(0, W | ET)], "{name}");
+    side.close_all();
 }
 
 /// A reported level-triggered fd is queued again right after the wait: an fd that becomes ready
@@ -340,22 +340,20 @@ fn level_triggered_fds_keep_their_place() {
 
 fn place_case<B: Backend>(name: &str, b: B) {
     let mut side = Side::new(b, 3);
-    {
-        side.write(1, 1);
-        side.write(3, 1);
-        side.add(0, R, false);
-        side.add(2, R, false);
-        assert_eq!(side.dispatch(), vec![(0, R | ET), (2, R | ET)], "{name}");
-        side.add(4, W, false);
-        side.write(3, 1); // more data for end 2, which is queued already
-        side.write(1, 1);
-        assert_eq!(
-            side.dispatch(),
-            vec![(0, R | ET), (2, R | ET), (4, W | ET)],
-            "{name}"
-        );
-        side.drain(0);
-        assert_eq!(side.dispatch(), vec![(2, R | ET), (4, W | ET)], "{name}");
-        side.close_all();
-    }
+    side.write(1, 1);
+    side.write(3, 1);
+    side.add(0, R, false);
+    side.add(2, R, false);
+    assert_eq!(side.dispatch(), vec![(0, R | ET), (2, R | ET)], "{name}");
+    side.add(4, W, false);
+    side.write(3, 1); // more data for end 2, which is queued already
+    side.write(1, 1);
+    assert_eq!(
+        side.dispatch(),
+        vec![(0, R | ET), (2, R | ET), (4, W | ET)],
+        "{name}"
+    );
+    side.drain(0);
+    assert_eq!(side.dispatch(), vec![(2, R | ET), (4, W | ET)], "{name}");
+    side.close_all();
 }
