@@ -60,6 +60,8 @@ const MAX_EVENTS: usize = 4096;
 /// How many more zero-timeout waits one dispatch makes while mio keeps filling its array (only
 /// an outside writer waking fds as fast as they are taken could need more).
 const MAX_REFILLS: usize = 64;
+/// libevent's `MAX_EPOLL_TIMEOUT_MSEC`: a longer wait returns empty after 35 minutes.
+const MAX_WAIT: Duration = Duration::from_secs(35 * 60);
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
 const POLLRDHUP: libc::c_short = libc::POLLRDHUP;
@@ -87,7 +89,7 @@ pub struct MioBackend {
     /// Indexed by fd.
     fds: Vec<FdState>,
     /// The shadow list: fds native epoll would have queued, in its order (see the module
-    /// documentation). An fd whose `queued` is false since was unqueued by del or close.
+    /// documentation). An entry whose fd has `queued` false was unqueued since (del, close).
     queued: Vec<Fd>,
     /// Scratch for one dispatch: the `poll(2)` array, the scan in ready-list order (an empty
     /// `events` is a queued fd found not ready), the level-triggered fds to re-queue.
@@ -466,7 +468,7 @@ impl Backend for MioBackend {
         let timeout = if any_queued_ready {
             Some(Duration::ZERO)
         } else {
-            timeout.map(|d| Resolution::Millis.round(d))
+            timeout.map(|d| Resolution::Millis.round(d).min(MAX_WAIT))
         };
         if let Err(e) = self.scan_mio(timeout) {
             // The shadow list is still the one before this dispatch: nothing was reported.
