@@ -1,15 +1,45 @@
-//! The mio backend: mio's `Poll` (epoll, kqueue, …) behind the libevent-style interface.
+//! The mio backend: mio's `Poll` (epoll, kqueue, …) behind the libevent-style interface, with
+//! the exact behaviour of libevent's epoll backend (its conformance reference is the `epoll`
+//! fixtures; `tests/mio_semantics.rs` compares it with [`super::EpollBackend`] report for
+//! report on the real kernel).
 //!
-//! mio is edge-triggered only. For libevent's level-triggered default, every fd reported in one
-//! dispatch is re-armed (re-registered with the same interest) at the start of the next one, after
-//! the callbacks had their chance to drain it: if the condition still holds, the kernel queues it
-//! again and it is reported again. The cost is one extra `epoll_ctl`/`kevent` call per reported
-//! level-triggered fd per dispatch (native epoll pays nothing for that). Events with `EV_ET` are
-//! not re-armed: they are truly edge-triggered and reported with `ET`. A re-arm must never
-//! outlive the interest: `add`/`del` replace any pending one.
+//! mio registers every fd edge-triggered (`EPOLLET`). libevent's default is level-triggered, and
+//! its epoll backend reports fds in the order of the kernel's ready list. Native epoll puts every
+//! reported level-triggered fd back at the tail of its ready list right after the wait, behind
+//! whatever a full result array left queued at the head; an edge-triggered registration loses
+//! exactly those queued fds, so this backend keeps them in user space, in the kernel's order:
+//! the *shadow list*. Each dispatch then:
+//! 1. asks the current readiness of the shadow list's fds with one `poll(2)` call (zero timeout),
+//!    with the mask native epoll would use (READ→`POLLIN`, WRITE→`POLLOUT`, CLOSED→`POLLRDHUP`);
+//! 2. waits in mio (zero timeout if a shadow fd is ready) for what became ready since: an fd
+//!    that mio reports while it is on the shadow list keeps its shadow place, because the native
+//!    kernel does not queue an fd that is queued already; if mio fills its array, it is asked
+//!    again until it has nothing more, so that nothing the kernel still holds is left behind the
+//!    fds re-queued below;
+//! 3. reports the first `capacity` ready entries of shadow-then-new (libevent's array size: 32,
+//!    doubling when a wait fills it, up to 4096), drops the not-ready entries before that point
+//!    (native epoll unqueues an fd it finds not ready), keeps everything after it queued, and
+//!    re-queues the reported level-triggered fds behind, in report order.
 //!
-//! Portable to any unix mio supports: no Linux-only call here (sys.rs and signal.rs carry the
-//! fallbacks for the shared socket and signal code).
+//! The cost is one `poll(2)` per dispatch that has a non-empty shadow list, whatever the number
+//! of fds, instead of one `epoll_ctl` re-arm per reported fd.
+//!
+//! `EV_ET` follows libevent's epoll rule: the `epoll_ctl` of a change sets `EPOLLET` iff the
+//! event making the change has `EV_ET` (an add of an ET event, or the del of one), whatever the
+//! fd had before; an fd without it is level-triggered as a whole. `EV_ET` is ORed into every
+//! report, as libevent's epoll does; the core masks it with each event's own flags.
+//!
+//! mio's `Interest` cannot watch a read-side close without readability; an fd watching CLOSED
+//! but not READ would then wake on arriving data where native epoll does not. On Linux such fds
+//! are registered on mio's epoll descriptor with native epoll's mask (`exact_mask`).
+//!
+//! Closing an fd through [`Backend::close`] unqueues it (the kernel forgets a closed fd's
+//! registration). An fd closed behind the backend's back is dropped from the shadow list when
+//! `poll(2)` says `POLLNVAL`; only if its number is reused before the next dispatch would the
+//! shadow list wrongly look at the new file.
+//!
+//! Portable to any unix mio supports: `poll(2)` everywhere, `POLLRDHUP` where it exists (Linux),
+//! otherwise a hang-up stands for the read-side close. The ready order emulated is Linux epoll's.
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 use std::io;
@@ -19,33 +49,55 @@ use mio::unix::SourceFd;
 use mio::{Interest, Poll, Token};
 
 use super::signal::SignalState;
-use super::sys::{self, real_signal_ops, real_socket_ops};
-use super::{Backend, Features, Ready, Resolution};
+use super::sys::{self, real_signal_ops, syscall};
+use super::{Backend, ConnectState, Features, ListenOptions, Ready, Resolution, Shutdown};
 use crate::event::{Events, Fd, Time};
 
 /// The first capacity of the result buffer; it doubles when a wait fills it, up to
 /// [`MAX_EVENTS`] (libevent's epoll rule).
 const INITIAL_EVENTS: usize = 32;
 const MAX_EVENTS: usize = 4096;
+/// How many more zero-timeout waits one dispatch makes while mio keeps filling its array (only
+/// an outside writer waking fds as fast as they are taken could need more).
+const MAX_REFILLS: usize = 64;
+/// libevent's `MAX_EPOLL_TIMEOUT_MSEC`: a longer wait returns empty after 35 minutes.
+const MAX_WAIT: Duration = Duration::from_secs(35 * 60);
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const POLLRDHUP: libc::c_short = libc::POLLRDHUP;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+const POLLRDHUP: libc::c_short = 0;
 
 /// What the backend knows about one fd.
 #[derive(Clone, Copy, Default)]
 struct FdState {
     /// READ/WRITE/CLOSED plus ET, as registered with mio; empty = not registered.
     interest: Events,
-    /// Reported by the last dispatch and not yet re-armed.
-    rearm: bool,
+    /// On the shadow list: native epoll would have this fd queued in its ready list.
+    queued: bool,
+    /// The dispatch (see `MioBackend::epoch`) in which `slot` is this fd's place in the scan.
+    epoch: u32,
+    slot: u32,
 }
 
 /// The mio backend (method name `"mio"`).
 pub struct MioBackend {
     poll: Poll,
     events: mio::Events,
+    /// libevent's `nevents`: how many fds one dispatch may report.
     capacity: usize,
     /// Indexed by fd.
     fds: Vec<FdState>,
-    /// Fds to re-arm at the next dispatch (each at most once: see `FdState::rearm`).
-    rearm: Vec<Fd>,
+    /// The shadow list: fds native epoll would have queued, in its order (see the module
+    /// documentation). An entry whose fd has `queued` false was unqueued since (del, close).
+    queued: Vec<Fd>,
+    /// Scratch for one dispatch: the `poll(2)` array, the scan in ready-list order (an empty
+    /// `events` is a queued fd found not ready), the level-triggered fds to re-queue.
+    pollfds: Vec<libc::pollfd>,
+    scan: Vec<Ready>,
+    requeue: Vec<Fd>,
+    /// Counts dispatches; never 0, so that a default `FdState::epoch` never matches.
+    epoch: u32,
     signals: SignalState,
 }
 
@@ -57,7 +109,11 @@ impl MioBackend {
             events: mio::Events::with_capacity(INITIAL_EVENTS),
             capacity: INITIAL_EVENTS,
             fds: Vec::new(),
-            rearm: Vec::new(),
+            queued: Vec::new(),
+            pollfds: Vec::new(),
+            scan: Vec::new(),
+            requeue: Vec::new(),
+            epoch: 1,
             signals: SignalState::new(),
         })
     }
@@ -78,6 +134,9 @@ impl MioBackend {
     /// Registers `fd` for `interest`, or updates its registration, with libevent's epoll
     /// fallbacks (a stale registration after close/reopen, or none where one was expected).
     fn register(&mut self, fd: Fd, registered: bool, interest: Events) -> io::Result<()> {
+        if exact_mask(interest) {
+            return self.register_exact(fd, registered, interest);
+        }
         let mio_interest = mio_interest(interest);
         let registry = self.poll.registry();
         let token = Token(fd as usize);
@@ -99,29 +158,167 @@ impl MioBackend {
         }
     }
 
-    /// Re-arms the level-triggered fds reported by the last dispatch.
-    fn rearm(&mut self) -> io::Result<()> {
-        let mut result = Ok(());
-        let mut pending = std::mem::take(&mut self.rearm);
-        for fd in pending.drain(..) {
-            let st = self.fds[fd as usize];
-            self.fds[fd as usize].rearm = false;
-            if !st.rearm || st.interest.io().is_empty() {
-                continue;
+    /// [`exact_mask`]'s registration: `epoll_ctl` on mio's own epoll descriptor with native
+    /// epoll's mask (`EPOLLRDHUP`, `EPOLLOUT` for WRITE) plus `EPOLLET`, and the token mio
+    /// would use (mio's epoll selector keeps no state per registration, so its later
+    /// `reregister`/`deregister` of the fd are plain MOD/DEL as well).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn register_exact(&mut self, fd: Fd, registered: bool, interest: Events) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let mut events = (libc::EPOLLRDHUP | libc::EPOLLET) as u32;
+        if interest.contains(Events::WRITE) {
+            events |= libc::EPOLLOUT as u32;
+        }
+        let epfd = self.poll.as_raw_fd();
+        let ctl = |op: libc::c_int| {
+            let mut ev = libc::epoll_event {
+                events,
+                u64: fd as usize as u64,
+            };
+            // SAFETY: `ev` is a valid, writable epoll_event for the duration of the call, and
+            // `epfd` is mio's epoll descriptor, open as long as `self.poll`.
+            syscall!(epoll_ctl(epfd, op, fd, &mut ev)).map(drop)
+        };
+        let (op, retry, fallback) = if registered {
+            (libc::EPOLL_CTL_MOD, libc::ENOENT, libc::EPOLL_CTL_ADD)
+        } else {
+            (libc::EPOLL_CTL_ADD, libc::EEXIST, libc::EPOLL_CTL_MOD)
+        };
+        match ctl(op) {
+            Err(e) if e.raw_os_error() == Some(retry) => ctl(fallback),
+            other => other,
+        }
+    }
+
+    /// Never called: [`exact_mask`] is false off Linux.
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    fn register_exact(&mut self, _: Fd, _: bool, _: Events) -> io::Result<()> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "native epoll masks exist only on Linux",
+        ))
+    }
+
+    /// The readiness of one fd as native epoll would report it, from `poll(2)` (for the fds
+    /// whose mio event cannot show it: see [`exact_mask`]).
+    fn poll_one(fd: Fd, interest: Events) -> io::Result<Events> {
+        let mut p = libc::pollfd {
+            fd,
+            events: poll_mask(interest),
+            revents: 0,
+        };
+        // SAFETY: `p` is one valid, writable pollfd for the whole call; a zero timeout never
+        // blocks.
+        syscall!(poll(&mut p, 1, 0))?;
+        Ok(poll_readiness(p.revents, interest))
+    }
+
+    /// Starts the next dispatch's epoch, so that every fd's `slot` from earlier ones is stale.
+    fn next_epoch(&mut self) {
+        self.epoch = self.epoch.wrapping_add(1);
+        if self.epoch == 0 {
+            for st in &mut self.fds {
+                st.epoch = 0;
             }
-            if let Err(e) = self.register(fd, true, st.interest) {
-                // Closed (or closed and reused) since it was reported: nothing left to re-arm.
-                if !gone(&e) && result.is_ok() {
-                    result = Err(e);
-                }
+            self.epoch = 1;
+        }
+    }
+
+    /// Step 1: the shadow list's fds with their current readiness, into `scan`. Returns whether
+    /// any is ready; `Err(Interrupted)` leaves the shadow list untouched.
+    fn scan_queued(&mut self) -> io::Result<bool> {
+        self.pollfds.clear();
+        for &fd in &self.queued {
+            let st = &self.fds[fd as usize];
+            if st.queued {
+                self.pollfds.push(libc::pollfd {
+                    fd,
+                    events: poll_mask(st.interest),
+                    revents: 0,
+                });
             }
         }
-        self.rearm = pending;
-        result
+        if self.pollfds.is_empty() {
+            return Ok(false);
+        }
+        // SAFETY: `pollfds` is a valid, writable array of `len()` pollfd structs for the whole
+        // call; a zero timeout never blocks.
+        syscall!(poll(
+            self.pollfds.as_mut_ptr(),
+            self.pollfds.len() as libc::nfds_t,
+            0
+        ))?;
+        let mut any = false;
+        for p in &self.pollfds {
+            let st = &mut self.fds[p.fd as usize];
+            let events = poll_readiness(p.revents, st.interest);
+            any |= !events.is_empty();
+            st.epoch = self.epoch;
+            st.slot = self.scan.len() as u32;
+            self.scan.push(Ready { fd: p.fd, events });
+        }
+        Ok(any)
+    }
+
+    /// Step 2: what mio reports, appended to `scan` behind the shadow list (an fd already in the
+    /// scan keeps its place and gains the bits).
+    fn scan_mio(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        let mut timeout = timeout;
+        for _ in 0..=MAX_REFILLS {
+            match self.poll.poll(&mut self.events, timeout) {
+                Ok(()) => {}
+                // Like an empty wait: the shadow fds were looked at, nothing new is known.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
+                Err(e) => return Err(e),
+            }
+            let mut n = 0;
+            for event in self.events.iter() {
+                n += 1;
+                let fd = event.token().0 as Fd;
+                let Some(st) = self.fds.get_mut(fd as usize) else {
+                    continue;
+                };
+                if st.interest.io().is_empty() {
+                    continue;
+                }
+                let events = if exact_mask(st.interest) {
+                    Self::poll_one(fd, st.interest)?
+                } else {
+                    readiness(event, st.interest)
+                };
+                if st.epoch == self.epoch {
+                    // Queued already (native epoll leaves it in place), or kqueue's second
+                    // filter for the same fd.
+                    self.scan[st.slot as usize].events |= events;
+                } else if !events.is_empty() {
+                    st.epoch = self.epoch;
+                    st.slot = self.scan.len() as u32;
+                    self.scan.push(Ready { fd, events });
+                }
+            }
+            if n < self.events.capacity() {
+                break;
+            }
+            timeout = Some(Duration::ZERO);
+        }
+        Ok(())
     }
 }
 
-/// CLOSED needs mio's readable interest: that is where it reports a read-side close.
+/// Whether `fd` must be registered with native epoll's exact mask rather than through mio's
+/// `Interest`: CLOSED without READ (Linux only). mio can only ask for a read-side close together
+/// with readability (`EPOLLIN|EPOLLRDHUP`), so arriving data would wake such an fd where native
+/// epoll (`EPOLLRDHUP` alone) sleeps on; for an edge-triggered fd, or one the kernel does not
+/// hold queued, that is a report libevent never makes. The reports of these fds are read with
+/// `poll(2)`, as mio's event cannot show `EPOLLRDHUP` without `EPOLLIN`.
+fn exact_mask(interest: Events) -> bool {
+    cfg!(any(target_os = "linux", target_os = "android"))
+        && interest.contains(Events::CLOSED)
+        && !interest.contains(Events::READ)
+}
+
+/// CLOSED needs mio's readable interest: that is where it reports a read-side close (off Linux;
+/// see [`exact_mask`]).
 fn mio_interest(ev: Events) -> Interest {
     let readable = ev.intersects(Events::READ | Events::CLOSED);
     match (readable, ev.contains(Events::WRITE)) {
@@ -129,6 +326,44 @@ fn mio_interest(ev: Events) -> Interest {
         (false, true) => Interest::WRITABLE,
         _ => Interest::READABLE,
     }
+}
+
+/// The `poll(2)` mask native epoll would watch: READ→`POLLIN`, WRITE→`POLLOUT`,
+/// CLOSED→`POLLRDHUP` (errors and hang-ups are always reported).
+fn poll_mask(ev: Events) -> libc::c_short {
+    let mut mask = 0;
+    if ev.contains(Events::READ) {
+        mask |= libc::POLLIN;
+    }
+    if ev.contains(Events::WRITE) {
+        mask |= libc::POLLOUT;
+    }
+    if ev.contains(Events::CLOSED) {
+        mask |= POLLRDHUP;
+    }
+    mask
+}
+
+/// libevent's epoll mapping applied to `poll(2)` flags (the same bits as epoll's): an error, or
+/// a hang-up without a read-side close, wakes both directions. `POLLNVAL` (closed fd) is
+/// nothing. Without `POLLRDHUP` (not Linux) a hang-up is the read-side close for CLOSED.
+fn poll_readiness(revents: libc::c_short, interest: Events) -> Events {
+    let rdhup = revents & POLLRDHUP != 0
+        || (POLLRDHUP == 0 && revents & libc::POLLHUP != 0 && interest.contains(Events::CLOSED));
+    if revents & libc::POLLERR != 0 || (revents & libc::POLLHUP != 0 && !rdhup) {
+        return Events::READ | Events::WRITE;
+    }
+    let mut ev = Events::NONE;
+    if revents & libc::POLLIN != 0 {
+        ev |= Events::READ;
+    }
+    if revents & libc::POLLOUT != 0 {
+        ev |= Events::WRITE;
+    }
+    if rdhup {
+        ev |= Events::CLOSED;
+    }
+    ev
 }
 
 /// The errors of an fd that no longer exists (libevent's epoll ignores them on delete).
@@ -176,83 +411,97 @@ impl Backend for MioBackend {
         }
     }
 
+    /// Registers the union of the old and added interest, edge-triggered iff the change asks
+    /// for `EV_ET` (libevent's epoll). A queued fd stays queued (epoll's MOD leaves it in place).
     fn add(&mut self, fd: Fd, old: Events, added: Events) -> io::Result<()> {
         if added.io().is_empty() {
             return Ok(());
         }
-        let st = *self.state(fd)?;
+        let registered = !self.state(fd)?.interest.io().is_empty();
         let mut interest = old.io() | added.io();
-        if added.contains(Events::ET) || st.interest.contains(Events::ET) {
+        if added.contains(Events::ET) {
             interest |= Events::ET;
         }
-        self.register(fd, !st.interest.io().is_empty(), interest)?;
-        // A (re)registration arms the fd: a pending re-arm would only repeat it.
-        *self.state(fd)? = FdState {
-            interest,
-            rearm: false,
-        };
+        self.register(fd, registered, interest)?;
+        let st = self.state(fd)?;
+        st.interest = interest;
+        if !registered {
+            st.queued = false;
+        }
         Ok(())
     }
 
+    /// Deregisters the fd when nothing remains (and unqueues it), else registers what remains,
+    /// edge-triggered iff the removed event had `EV_ET` (libevent's epoll).
     fn del(&mut self, fd: Fd, old: Events, removed: Events) -> io::Result<()> {
         if removed.io().is_empty() {
             return Ok(());
         }
-        let st = *self.state(fd)?;
+        self.state(fd)?;
         let remaining = old.io() & !removed.io();
         if remaining.is_empty() {
-            *self.state(fd)? = FdState::default();
+            let st = self.state(fd)?;
+            st.interest = Events::NONE;
+            st.queued = false;
             return match self.poll.registry().deregister(&mut SourceFd(&fd)) {
                 Err(e) if gone(&e) => Ok(()),
                 other => other,
             };
         }
-        let interest = remaining | (st.interest & Events::ET);
+        let mut interest = remaining;
+        if removed.contains(Events::ET) {
+            interest |= Events::ET;
+        }
         self.register(fd, true, interest)?;
-        *self.state(fd)? = FdState {
-            interest,
-            rearm: false,
-        };
+        self.state(fd)?.interest = interest;
         Ok(())
     }
 
     fn dispatch(&mut self, timeout: Option<Duration>, ready: &mut Vec<Ready>) -> io::Result<()> {
-        self.rearm()?;
-        let timeout = timeout.map(|d| Resolution::Millis.round(d));
-        match self.poll.poll(&mut self.events, timeout) {
-            Ok(()) => {}
+        self.next_epoch();
+        self.scan.clear();
+        let any_queued_ready = match self.scan_queued() {
+            Ok(any) => any,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
             Err(e) => return Err(e),
+        };
+        let timeout = if any_queued_ready {
+            Some(Duration::ZERO)
+        } else {
+            timeout.map(|d| Resolution::Millis.round(d).min(MAX_WAIT))
+        };
+        if let Err(e) = self.scan_mio(timeout) {
+            // The shadow list is still the one before this dispatch: nothing was reported.
+            self.scan.clear();
+            return Err(e);
         }
-        let first = ready.len();
-        let mut n = 0;
-        for event in self.events.iter() {
-            n += 1;
-            let fd = event.token().0 as Fd;
-            let Some(st) = self.fds.get_mut(fd as usize) else {
-                continue;
-            };
-            if st.interest.io().is_empty() {
-                continue;
-            }
-            let mut events = readiness(event, st.interest);
-            if events.is_empty() {
-                continue;
-            }
-            if st.interest.contains(Events::ET) {
-                events |= Events::ET;
-            } else if !st.rearm {
-                st.rearm = true;
-                self.rearm.push(fd);
-            }
-            // kqueue reports the read and write filters of one fd as two adjacent events: report
-            // the fd once, like epoll.
-            match ready[first..].last_mut() {
-                Some(last) if last.fd == fd => last.events |= events,
-                _ => ready.push(Ready { fd, events }),
+        // Step 3: the native scan of the ready list.
+        self.queued.clear();
+        self.requeue.clear();
+        let mut reported = 0;
+        for &Ready { fd, events } in &self.scan {
+            let st = &mut self.fds[fd as usize];
+            if reported == self.capacity {
+                // Not reached: stays queued, ahead of the re-queued fds.
+                st.queued = true;
+                self.queued.push(fd);
+            } else if events.is_empty() {
+                st.queued = false;
+            } else {
+                reported += 1;
+                // libevent's epoll ORs EV_ET into every report.
+                ready.push(Ready {
+                    fd,
+                    events: events | Events::ET,
+                });
+                st.queued = !st.interest.contains(Events::ET);
+                if st.queued {
+                    self.requeue.push(fd);
+                }
             }
         }
-        if n >= self.capacity && self.capacity < MAX_EVENTS {
+        self.queued.extend_from_slice(&self.requeue);
+        if reported == self.capacity && self.capacity < MAX_EVENTS {
             self.capacity *= 2;
             self.events = mio::Events::with_capacity(self.capacity);
         }
@@ -264,5 +513,40 @@ impl Backend for MioBackend {
     }
 
     real_signal_ops!(signals);
-    real_socket_ops!();
+
+    fn socketpair(&mut self) -> io::Result<(Fd, Fd)> {
+        sys::socketpair()
+    }
+    fn read(&mut self, fd: Fd, buf: &mut [u8]) -> io::Result<usize> {
+        sys::read(fd, buf)
+    }
+    fn write(&mut self, fd: Fd, buf: &[u8]) -> io::Result<usize> {
+        sys::write(fd, buf)
+    }
+    fn shutdown(&mut self, fd: Fd, how: Shutdown) -> io::Result<()> {
+        sys::shutdown(fd, how)
+    }
+    /// `close(2)`; the kernel drops the fd's registration, and with it its place in the ready
+    /// list.
+    fn close(&mut self, fd: Fd) -> io::Result<()> {
+        if let Some(st) = usize::try_from(fd).ok().and_then(|i| self.fds.get_mut(i)) {
+            st.queued = false;
+        }
+        sys::close(fd)
+    }
+    fn listen(&mut self, addr: std::net::SocketAddr, opts: ListenOptions) -> io::Result<Fd> {
+        sys::listen(addr, opts)
+    }
+    fn accept(&mut self, fd: Fd) -> io::Result<(Fd, std::net::SocketAddr)> {
+        sys::accept(fd)
+    }
+    fn connect(&mut self, addr: std::net::SocketAddr) -> io::Result<(Fd, ConnectState)> {
+        sys::connect(addr)
+    }
+    fn take_socket_error(&mut self, fd: Fd) -> io::Result<Option<io::Error>> {
+        sys::take_socket_error(fd)
+    }
+    fn local_addr(&mut self, fd: Fd) -> io::Result<std::net::SocketAddr> {
+        sys::local_addr(fd)
+    }
 }
