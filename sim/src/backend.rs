@@ -189,7 +189,20 @@ impl SimBackend {
         w.trace.line(&line);
     }
 
-    /// Counts one callback of a simulated program (for the callbacks-per-second figure).
+    /// Records a failure found by a simulated program (an invariant it checks itself); it goes
+    /// into the trace and into the run's report ([`crate::Sim::failures`]).
+    pub fn fail(&mut self, msg: impl Into<String>) {
+        self.world.borrow_mut().fail(msg.into());
+    }
+
+    /// Closes `fd` abortively (`SO_LINGER` 0): the peer of an established TCP connection
+    /// reads ECONNRESET instead of EOF.
+    pub fn close_reset(&mut self, fd: Fd) -> io::Result<()> {
+        self.world.borrow_mut().abort_close(self.host, fd)
+    }
+
+    /// Counts one callback. Hosts of a [`crate::Sim`] are counted by the simulator; a
+    /// standalone host's program counts its own callbacks with this.
     pub fn count_callback(&mut self) {
         self.world.borrow_mut().stats.callbacks += 1;
     }

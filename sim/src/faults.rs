@@ -335,6 +335,16 @@ impl FaultConfig {
         }
     }
 
+    /// The profile called `name`, or an error that lists the known ones (see [`PROFILES`]).
+    pub fn named(name: &str) -> Result<FaultConfig, String> {
+        FaultConfig::profile(name).ok_or_else(|| {
+            format!(
+                "unknown fault profile {name:?} (known profiles: {})",
+                PROFILES.join(", ")
+            )
+        })
+    }
+
     /// The profile called `name` (see [`PROFILES`]).
     pub fn profile(name: &str) -> Option<FaultConfig> {
         Some(match name {

@@ -28,7 +28,7 @@ use evloop::{Base, Config, LoopExit, LoopFlags, Time};
 
 use crate::backend::{SimBackend, SimConfig};
 use crate::faults::Decision;
-use crate::trace::{Trace, TraceSummary};
+use crate::trace::{CallbackSpan, Trace, TraceSummary};
 use crate::world::{process_due, HostId, Stats, WaitMode, World};
 
 /// Where a host's loop is.
@@ -73,6 +73,7 @@ struct Host {
 pub struct Sim {
     world: Rc<RefCell<World>>,
     hosts: Vec<Host>,
+    pub(crate) clients: Vec<Rc<RefCell<crate::client::ClientRun>>>,
 }
 
 impl fmt::Debug for Sim {
@@ -95,6 +96,7 @@ impl Sim {
         Sim {
             world: Rc::new(RefCell::new(cfg.world())),
             hosts: Vec::new(),
+            clients: Vec::new(),
         }
     }
 
@@ -114,6 +116,9 @@ impl Sim {
     ) -> HostId {
         let id = self.world.borrow_mut().add_host(WaitMode::Park);
         let mut base = Base::with_config(SimBackend::handle(self.world.clone(), id), cfg);
+        if self.world.borrow().trace.keeps_text() {
+            base.set_callback_hook(Some(span_hook(self.world.clone(), id)));
+        }
         setup(&mut base);
         self.hosts.push(Host {
             base,
@@ -187,6 +192,29 @@ impl Sim {
         self.world.borrow().stats
     }
 
+    /// True if a fault (refusal, reset, partition, a scripted client's `peer-close`) touched
+    /// connection `conn` (see [`SimBackend::connection_of`]).
+    pub fn connection_faulted(&self, conn: u64) -> bool {
+        self.world.borrow().conn_faulted(conn)
+    }
+
+    /// Records a failure (an invariant the harness checks); it also goes into the trace.
+    /// [`crate::targets::RunReport::from_sim`] reports it.
+    pub fn fail(&mut self, msg: impl Into<String>) {
+        self.world.borrow_mut().fail(msg.into());
+    }
+
+    /// The failures recorded so far: by [`Sim::fail`], [`SimBackend::fail`] and the scripted
+    /// clients' broken expectations.
+    pub fn failures(&self) -> Vec<String> {
+        self.world.borrow().failures.clone()
+    }
+
+    /// Takes the failures recorded so far out.
+    pub fn take_failures(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.world.borrow_mut().failures)
+    }
+
     fn runnable(&self, h: HostId, now: Time) -> bool {
         match self.hosts[h].status {
             HostStatus::New => true,
@@ -219,8 +247,14 @@ impl Sim {
 
     fn run_host(&mut self, h: HostId) {
         let host = &mut self.hosts[h];
+        let before = host.base.callbacks_run();
         let r = host.base.run(host.flags);
-        let parked = self.world.borrow_mut().hosts[h].parked.take();
+        let ran = host.base.callbacks_run() - before;
+        let parked = {
+            let mut w = self.world.borrow_mut();
+            w.stats.callbacks += ran;
+            w.hosts[h].parked.take()
+        };
         let status = match (r, parked) {
             (Err(_), Some(wake)) => HostStatus::Waiting(wake),
             (Ok(exit), _) => HostStatus::Exited(exit),
@@ -319,6 +353,33 @@ impl Sim {
             }
         }
     }
+}
+
+/// Records every callback of host `h` as a [`CallbackSpan`] of the trace.
+fn span_hook(world: Rc<RefCell<World>>, h: HostId) -> evloop::CallbackHook {
+    let mut start = Time::ZERO;
+    Box::new(move |info: &evloop::CallbackInfo, begin: bool| {
+        let mut w = world.borrow_mut();
+        if begin {
+            start = w.now;
+            return;
+        }
+        let name = match info.kind {
+            evloop::CallbackKind::Timer => "timer".to_owned(),
+            evloop::CallbackKind::Io => format!("io fd {} {:?}", info.fd, info.res),
+            evloop::CallbackKind::Signal => format!("signal {}", info.fd),
+            evloop::CallbackKind::Bare => "deferred".to_owned(),
+        };
+        let end = w.now;
+        w.trace.push_span(CallbackSpan {
+            host: h,
+            start,
+            end,
+            priority: info.priority,
+            name,
+            internal: info.internal,
+        });
+    })
 }
 
 impl Sim {

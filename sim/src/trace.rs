@@ -17,6 +17,25 @@ pub struct Trace {
     hash: u64,
     hashes: Vec<u64>,
     text: Option<Vec<String>>,
+    /// The callbacks the hosts ran, kept with the text (not hashed: they are for pictures).
+    spans: Vec<CallbackSpan>,
+}
+
+/// One callback a host's loop ran, with its virtual begin and end times.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallbackSpan {
+    /// The host.
+    pub host: usize,
+    /// When it began.
+    pub start: evloop::Time,
+    /// When it returned (later than `start` only if it advanced the clock).
+    pub end: evloop::Time,
+    /// The priority it ran at.
+    pub priority: usize,
+    /// What it was: `timer`, `io fd 5 READ`, `signal 2`, `deferred`.
+    pub name: String,
+    /// True for libevent's internal events.
+    pub internal: bool,
 }
 
 impl Default for Trace {
@@ -32,7 +51,20 @@ impl Trace {
             hash: FNV_OFFSET,
             hashes: Vec::new(),
             text: keep_text.then(Vec::new),
+            spans: Vec::new(),
         }
+    }
+
+    /// Records a callback span (only when the text is kept).
+    pub fn push_span(&mut self, span: CallbackSpan) {
+        if self.text.is_some() {
+            self.spans.push(span);
+        }
+    }
+
+    /// The callbacks recorded (empty unless the text is kept).
+    pub fn spans(&self) -> &[CallbackSpan] {
+        &self.spans
     }
 
     /// True if the lines themselves are kept.

@@ -249,7 +249,8 @@ pub struct Stats {
     pub reports: u64,
     /// World events (segments, signals, inputs) applied.
     pub deliveries: u64,
-    /// Callbacks the programs reported through [`crate::SimBackend::count_callback`].
+    /// Callbacks run by the hosts' loops (counted by the simulator, internal callbacks
+    /// included), plus those reported through [`crate::SimBackend::count_callback`].
     pub callbacks: u64,
 }
 
@@ -270,6 +271,8 @@ pub struct World {
     pub(crate) stats: Stats,
     /// Connections touched by a fault (reset, refused, partitioned), by connection number.
     faulted: BTreeSet<u64>,
+    /// Failures recorded during the run ([`World::fail`]).
+    pub(crate) failures: Vec<String>,
 }
 
 impl World {
@@ -289,6 +292,7 @@ impl World {
             partitions: BTreeMap::new(),
             stats: Stats::default(),
             faulted: BTreeSet::new(),
+            failures: Vec::new(),
         };
         for (t, f) in w.faults.schedule.clone() {
             w.push(t, Ev::Scheduled(f));
@@ -1641,5 +1645,31 @@ fn check_signal(sig: i32) -> io::Result<usize> {
             io::ErrorKind::InvalidInput,
             format!("signal number {sig} is outside 1..{NSIG}"),
         )),
+    }
+}
+
+impl World {
+    /// Closes `fd` abortively (`SO_LINGER` 0): an established TCP connection sends RST instead
+    /// of FIN, so the peer reads ECONNRESET.
+    pub(crate) fn abort_close(&mut self, host: HostId, fd: Fd) -> io::Result<()> {
+        let s = self.sock_of(host, fd)?;
+        let k = &mut self.socks[s];
+        if k.tcp && k.st == St::Established {
+            if let Some(p) = k.peer {
+                k.st = St::Closed;
+                let conn = k.conn;
+                self.line(host, format_args!("c{conn} abort"));
+                self.send(s, p, Ev::Rst { to: p }, 0);
+            }
+        }
+        self.close(host, fd)
+    }
+
+    /// Records a failure found during the run (a scripted client's broken expectation, an
+    /// invariant a program checks itself).
+    pub(crate) fn fail(&mut self, msg: String) {
+        let line = format!("{} FAIL {msg}", self.now.as_micros());
+        self.trace.line(&line);
+        self.failures.push(msg);
     }
 }

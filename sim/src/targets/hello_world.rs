@@ -75,7 +75,7 @@ impl Target for HelloWorld {
     }
 
     fn run(&self, opts: &RunOptions) -> RunReport {
-        let mut sim = Sim::with_config(&opts.sim_config());
+        let mut sim = opts.sim();
         let state = Rc::new(RefCell::new(State::default()));
         let k = opts.clients;
         state.borrow_mut().clients = (0..k).map(|_| Client::default()).collect();
@@ -207,23 +207,15 @@ impl Target for HelloWorld {
             }
         }
         drop(s);
-        let end = sim.now();
-        RunReport {
-            decisions: sim.decisions(),
-            stats: sim.stats(),
-            trace: sim.take_trace(),
-            failures,
-            end,
-        }
+        RunReport::from_sim(&mut sim, failures)
     }
 }
 
 fn sim_conn_faulted(sim: &Sim, conn: u64) -> bool {
-    sim.world_ref().borrow().conn_faulted(conn)
+    sim.connection_faulted(conn)
 }
 
 fn server_event(base: &mut Base<SimBackend>, st: &Rc<RefCell<State>>, ev: ServerEvent) {
-    base.backend_mut().count_callback();
     let line = format!("server {ev:?}");
     base.backend_mut().trace_line(&line);
     let mut s = st.borrow_mut();
@@ -259,7 +251,6 @@ fn start_client(
     let st2 = st.clone();
     let timer = base.timer_new(move |base, id, _| {
         let st = &st2;
-        base.backend_mut().count_callback();
         let now = base.now();
         let line = format!("client {i} start");
         base.backend_mut().trace_line(&line);
@@ -311,7 +302,6 @@ fn connect_client(
         base,
         Some(Box::new(
             move |base: &mut Base<SimBackend>, bev: BufferEvent| {
-                base.backend_mut().count_callback();
                 let mut data = vec![0u8; 4096];
                 let n = bev.read(base, &mut data).unwrap_or(0);
                 data.truncate(n);
@@ -335,7 +325,6 @@ fn connect_client(
         None,
         Some(Box::new(
             move |base: &mut Base<SimBackend>, bev: BufferEvent, what: BevEvents| {
-                base.backend_mut().count_callback();
                 let line = format!("client {i} event {what:?}");
                 base.backend_mut().trace_line(&line);
                 let mut s = st_e.borrow_mut();

@@ -281,7 +281,6 @@ fn on_fire(
     ev: usize,
     what: Events,
 ) {
-    base.backend_mut().count_callback();
     let spec = &p.events[ev];
     let pri = spec.priority.min(p.priorities - 1);
     let now = base.now();
@@ -475,6 +474,10 @@ impl Target for Programs {
     fn run(&self, opts: &RunOptions) -> RunReport {
         // The program comes from its own stream of the seed, so the faults do not change it.
         let program = Program::generate(&mut SimRng::new(opts.seed ^ 0x005e_ed0f_9e09));
-        run_program(&program, &opts.sim_config(), opts.core_fault.as_deref())
+        let mut r = run_program(&program, &opts.sim_config(), opts.core_fault.as_deref());
+        if let Err(e) = opts.check() {
+            r.failures.insert(0, e);
+        }
+        r
     }
 }
