@@ -11,7 +11,7 @@
 //! Faults apply to scripted clients on their own: the network's (latency, chunks, refused and
 //! reset connections, partitions) through the world, and `peer-close`, drawn when a connection
 //! is established, closes the connection before a random later step. A step that fails on a
-//! connection a fault touched (or that times out after a clock jump) ends the client as
+//! connection a fault touched (or after a clock jump during that connection) ends the client as
 //! [`ClientStatus::Faulted`]; any other failed step ends it as [`ClientStatus::Failed`] and is
 //! recorded as a failure of the run ([`Sim::failures`]).
 //!
@@ -381,6 +381,26 @@ pub enum Entry {
     PeerCloseFault,
 }
 
+impl fmt::Display for Entry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Entry::Connected(c) => match c {
+                Some(c) => write!(f, "connected c{c}"),
+                None => write!(f, "connected"),
+            },
+            Entry::Sent(b) => write!(f, "sent {}", show(b)),
+            Entry::Line(b) => write!(f, "line {}", show(b)),
+            Entry::Received(b) => write!(f, "received {}", show(b)),
+            Entry::Eof => write!(f, "EOF"),
+            Entry::Reset => write!(f, "reset"),
+            Entry::Error(e) => write!(f, "error {e}"),
+            Entry::HalfClosed => write!(f, "half-closed"),
+            Entry::Closed => write!(f, "closed"),
+            Entry::PeerCloseFault => write!(f, "peer-close fault"),
+        }
+    }
+}
+
 /// What a client sent and received, with the virtual times.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Transcript {
@@ -452,7 +472,8 @@ pub(crate) struct ClientRun {
     /// The current step has started (its deadline set, its action done).
     started: bool,
     deadline: Option<Time>,
-    step_start: Time,
+    /// When the current connection's connect step began (clock jumps since then explain).
+    conn_start: Time,
     fd: Option<Fd>,
     conn: Option<u64>,
     read_ev: Option<EventId>,
@@ -482,7 +503,7 @@ impl ClientRun {
             pc: 0,
             started: false,
             deadline: None,
-            step_start: Time::ZERO,
+            conn_start: Time::ZERO,
             fd: None,
             conn: None,
             read_ev: None,
@@ -514,7 +535,7 @@ impl ClientRun {
 
     fn note(&mut self, base: &mut Base<SimBackend>, e: Entry) {
         let now = base.now();
-        let line = format!("client {} {e:?}", self.name);
+        let line = format!("client {} {e}", self.name);
         base.backend_mut().trace_line(&line);
         self.transcript.entries.push((now, e));
     }
@@ -616,6 +637,11 @@ fn on_write(base: &mut Base<SimBackend>, c: &Shared) {
             let fd = r.fd.unwrap_or(-1);
             match base.backend_mut().take_socket_error(fd) {
                 Ok(None) => r.connected = true,
+                // Not connected yet (a spurious wake-up): keep waiting.
+                Ok(Some(e)) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
+                    r.connecting = true;
+                    want_write(base, &mut r);
+                }
                 Ok(Some(e)) | Err(e) => r.connect_error = Some(e.to_string()),
             }
         }
@@ -657,7 +683,7 @@ fn step_failed(base: &mut Base<SimBackend>, r: &mut ClientRun, why: String) {
             .backend()
             .decisions()
             .iter()
-            .any(|d| d.kind == FaultKind::ClockJump && d.at >= r.step_start);
+            .any(|d| d.kind == FaultKind::ClockJump && d.at >= r.conn_start);
     let what = format!("step {} ({}): {why}", step + 1, r.steps[step]);
     if faulted {
         finish(base, r, ClientStatus::Faulted(step, what));
@@ -755,7 +781,6 @@ fn drive(base: &mut Base<SimBackend>, c: &Shared) {
         let first = !r.started;
         if first {
             r.started = true;
-            r.step_start = now;
             r.deadline = None;
         }
         let step = r.steps[r.pc].clone();
@@ -763,6 +788,7 @@ fn drive(base: &mut Base<SimBackend>, c: &Shared) {
         let done = match step {
             Step::Connect(addr, timeout) => {
                 if first {
+                    r.conn_start = now;
                     open(base, c, r, addr);
                     arm_timer(base, r, now.saturating_add(timeout));
                 }
