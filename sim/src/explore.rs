@@ -19,7 +19,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::faults::Decision;
 use crate::targets::{
-    self, check_core_fault, command_for, failure_class, RunOptions, RunReport, Target, MAX_CLIENTS,
+    self, check_core_fault, command_for, RunOptions, RunReport, Target, MAX_CLIENTS,
 };
 use crate::trace::describe_difference;
 
@@ -155,8 +155,9 @@ pub struct Shrunk {
 }
 
 /// Minimises the faults of a failing run (delta debugging over decision ordinals) while the
-/// run keeps failing *the same way*: its first failure's class ([`RunReport::signature`]) must
-/// stay among the classes of the candidate's failures. Returns `None` if the run does not fail.
+/// run keeps failing *the same way*: a candidate's first failure must be of the original first
+/// failure's class ([`RunReport::signature`], [`crate::targets::failure_class`]). Returns
+/// `None` if the run does not fail.
 ///
 /// ```
 /// use evloop_sim::explore::shrink;
@@ -167,7 +168,7 @@ pub struct Shrunk {
 pub fn shrink(target: &dyn Target, opts: &RunOptions, max_runs: usize) -> Option<Shrunk> {
     let first = target.run(opts);
     let sig = first.signature()?;
-    let same = move |r: &RunReport| r.failures.iter().any(|f| failure_class(f) == sig);
+    let same = move |r: &RunReport| r.signature().as_ref() == Some(&sig);
     shrink_from(target, opts, first, max_runs, same)
 }
 
