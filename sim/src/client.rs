@@ -642,6 +642,11 @@ fn on_write(base: &mut Base<SimBackend>, c: &Shared) {
                     r.connecting = true;
                     want_write(base, &mut r);
                 }
+                // Established, then reset before the client looked: connected, and reset.
+                Ok(Some(e)) if e.raw_os_error() == Some(libc::ECONNRESET) => {
+                    r.connected = true;
+                    r.reset = true;
+                }
                 Ok(Some(e)) | Err(e) => r.connect_error = Some(e.to_string()),
             }
         }
@@ -970,11 +975,11 @@ fn check_expect(
                 r.note(base, Entry::Received(got.clone()));
                 return Some(Err(format!("got {} instead of EOF", show(&got))));
             }
-            if r.eof {
+            if r.reset || r.read_error.is_some() {
+                Some(Err(format!("got {} instead of EOF", ended(r))))
+            } else if r.eof {
                 r.note(base, Entry::Eof);
                 Some(Ok(()))
-            } else if closed {
-                Some(Err(format!("got {} instead of EOF", ended(r))))
             } else {
                 None
             }
