@@ -535,8 +535,8 @@ impl ClientRun {
 
     fn note(&mut self, base: &mut Base<SimBackend>, e: Entry) {
         let now = base.now();
-        let line = format!("client {} {e}", self.name);
-        base.backend_mut().trace_line(&line);
+        base.backend_mut()
+            .trace_args(format_args!("client {} {e}", self.name));
         self.transcript.entries.push((now, e));
     }
 }
@@ -675,8 +675,8 @@ fn finish(base: &mut Base<SimBackend>, r: &mut ClientRun, status: ClientStatus) 
     if let Some(t) = r.timer.take() {
         let _ = base.free(t);
     }
-    let line = format!("client {} ends {status:?}", r.name);
-    base.backend_mut().trace_line(&line);
+    base.backend_mut()
+        .trace_args(format_args!("client {} ends {status:?}", r.name));
     r.status = status;
 }
 

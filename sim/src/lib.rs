@@ -41,7 +41,7 @@ pub use faults::{
 pub use faulty::{Faulty, FaultyConfig};
 pub use rng::SimRng;
 pub use sim::{HostStatus, Outcome, Sim};
-pub use trace::{CallbackSpan, Trace, TraceSummary};
+pub use trace::{CallbackSpan, LineWriter, Part, Trace, TraceSummary};
 pub use world::{host_addr, HostId, Stats, SOCKET_CAPACITY};
 
 /// The environment variable tests read a seed from (`EVSIM_SEED=42 cargo test …`).

@@ -161,8 +161,8 @@ impl Sim {
     /// Appends a line to the trace.
     pub fn trace_line(&mut self, what: &str) {
         let mut w = self.world.borrow_mut();
-        let line = format!("{} sim {}", w.now.as_micros(), what);
-        w.trace.line(&line);
+        let now = w.now.as_micros();
+        w.trace.line_at(now, None, format_args!("sim {what}"));
     }
 
     /// The trace so far (a copy).
@@ -262,8 +262,9 @@ impl Sim {
         };
         if status.is_done() {
             let mut w = self.world.borrow_mut();
-            let line = format!("{} h{h} exit {:?}", w.now.as_micros(), status);
-            w.trace.line(&line);
+            let now = w.now.as_micros();
+            w.trace
+                .line_at(now, Some(h), format_args!("exit {:?}", status));
             w.close_all(h);
         }
         self.hosts[h].status = status;

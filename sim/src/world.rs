@@ -38,7 +38,7 @@ use evloop::{Events, Fd, Time};
 
 use crate::faults::{Decision, FaultConfig, FaultGate, FaultKind, Jitter, ScheduledFault};
 use crate::rng::{unit_of, SimRng};
-use crate::trace::Trace;
+use crate::trace::{LineWriter, Part, Trace};
 use crate::SimBackend;
 
 /// Identifies a host of a simulation (0, 1, 2, …).
@@ -334,8 +334,17 @@ impl World {
     /// Records the details of the fault just decided, in the decision log and the trace.
     fn note(&mut self, detail: String) {
         if let Some(d) = self.gate.note(detail) {
-            let line = format!("{} fault {}", self.now.as_micros(), d);
-            self.trace.line(&line);
+            // "{now} fault {d}", written without core::fmt.
+            self.trace.line_with(self.now.as_micros(), None, |w| {
+                w.s("fault #");
+                w.u(d.ordinal);
+                w.s(" at ");
+                w.u(d.at.as_micros());
+                w.s("us: ");
+                w.s(d.kind.name());
+                w.s(" ");
+                w.s(&d.detail);
+            });
         }
     }
 
@@ -349,10 +358,30 @@ impl World {
     }
 
     fn line(&mut self, host: HostId, args: std::fmt::Arguments<'_>) {
-        let mut s = String::with_capacity(48);
-        let _ = write!(s, "{} h{} ", self.now.as_micros(), host);
-        let _ = s.write_fmt(args);
-        self.trace.line(&s);
+        self.trace.line_at(self.now.as_micros(), Some(host), args);
+    }
+
+    /// `"c{conn} {what}"` or `"c{conn} {what} n={n}"`, without core::fmt.
+    fn conn_line(&mut self, host: HostId, conn: u64, what: &str, n: Option<u64>) {
+        self.trace.line_with(self.now.as_micros(), Some(host), |w| {
+            w.s("c");
+            w.u(conn);
+            w.s(" ");
+            w.s(what);
+            if let Some(n) = n {
+                w.s(" n=");
+                w.u(n);
+            }
+        });
+    }
+
+    /// `"{op}{fd}{sep}{n}"` (`read 3 n=22`, `write 5 err=11`), without core::fmt.
+    fn io_line(&mut self, host: HostId, op: &str, fd: Fd, sep: &str, n: i64) {
+        self.trace.line_parts(
+            self.now.as_micros(),
+            Some(host),
+            &[Part::S(op), Part::I(fd.into()), Part::S(sep), Part::I(n)],
+        );
     }
 
     // ----------------------------------------------------------------------------------------
@@ -412,14 +441,14 @@ impl World {
                 if c.closed || c.st != St::SynSent {
                     // The client gave up: answer with RST.
                     let (h, conn) = (c.host, c.conn);
-                    self.line(h, format_args!("c{conn} synack-to-closed"));
+                    self.conn_line(h, conn, "synack-to-closed", None);
                     self.send(client, server, Ev::Rst { to: server }, 0);
                     return;
                 }
                 c.st = St::Established;
                 c.peer = Some(server);
                 let (h, conn) = (c.host, c.conn);
-                self.line(h, format_args!("c{conn} established"));
+                self.conn_line(h, conn, "established", None);
                 self.wake(client, EP_OUT);
             }
             Ev::Refused { client } => {
@@ -428,7 +457,7 @@ impl World {
                     return;
                 }
                 let (h, conn) = (c.host, c.conn);
-                self.line(h, format_args!("c{conn} refused"));
+                self.conn_line(h, conn, "refused", None);
                 self.abort(client, libc::ECONNREFUSED);
             }
             Ev::Data { to, bytes } => {
@@ -440,7 +469,7 @@ impl World {
                 let s = &self.socks[to];
                 let (h, conn, closed, peer) = (s.host, s.conn, s.closed, s.peer);
                 if closed {
-                    self.line(h, format_args!("c{conn} data-to-closed n={n}"));
+                    self.conn_line(h, conn, "data-to-closed", Some(n as u64));
                     if let Some(from) = peer {
                         if self.socks[from].st != St::Closed {
                             self.send(to, from, Ev::Rst { to: from }, 0);
@@ -453,7 +482,7 @@ impl World {
                     return; // reset: dropped
                 }
                 s.recvq.extend(bytes);
-                self.line(h, format_args!("c{conn} arrive n={n}"));
+                self.conn_line(h, conn, "arrive", Some(n as u64));
                 self.wake(to, EP_IN);
             }
             Ev::Fin { to } => {
@@ -463,7 +492,7 @@ impl World {
                 }
                 s.shutdown |= RCV_SHUTDOWN;
                 let (h, conn) = (s.host, s.conn);
-                self.line(h, format_args!("c{conn} fin"));
+                self.conn_line(h, conn, "fin", None);
                 self.wake(to, 0);
             }
             Ev::Rst { to } => {
@@ -472,7 +501,7 @@ impl World {
                     return;
                 }
                 let (h, conn, st) = (s.host, s.conn, s.st);
-                self.line(h, format_args!("c{conn} rst"));
+                self.conn_line(h, conn, "rst", None);
                 let code = if st == St::SynSent {
                     libc::ECONNREFUSED
                 } else {
@@ -488,7 +517,7 @@ impl World {
                     let k = &self.socks[s];
                     if !k.closed && k.st != St::Closed {
                         let h = k.host;
-                        self.line(h, format_args!("c{conn} reset"));
+                        self.conn_line(h, conn, "reset", None);
                         self.abort(s, libc::ECONNRESET);
                     }
                 }
@@ -502,22 +531,20 @@ impl World {
         match f {
             ScheduledFault::Partition { a, b, heal_after } => {
                 let heal = self.now.saturating_add(heal_after);
-                let line = format!(
-                    "{} scheduled partition h{a}-h{b} until {}",
+                self.trace.line_at(
                     self.now.as_micros(),
-                    heal.as_micros()
+                    None,
+                    format_args!("scheduled partition h{a}-h{b} until {}", heal.as_micros()),
                 );
-                self.trace.line(&line);
                 self.partitions.insert((a.min(b), a.max(b)), heal);
             }
             ScheduledFault::ClockJump(d) => {
                 self.now = self.now.saturating_add(d);
-                let line = format!(
-                    "{} scheduled clock-jump {}us",
+                self.trace.line_at(
                     self.now.as_micros(),
-                    d.as_micros()
+                    None,
+                    format_args!("scheduled clock-jump {}us", d.as_micros()),
                 );
-                self.trace.line(&line);
             }
             ScheduledFault::ResetHost(h) => {
                 let victims: Vec<(SockId, SockId)> = (0..self.socks.len())
@@ -932,11 +959,15 @@ impl World {
             }
         }
         if !got.is_empty() {
-            let mut s = String::new();
-            for (r, _) in &got {
-                let _ = write!(s, " {}:{}", r.fd, r.events);
-            }
-            self.line(host, format_args!("ready{s}"));
+            self.trace.line_with(now.as_micros(), Some(host), |w| {
+                w.s("ready");
+                for (r, _) in &got {
+                    w.s(" ");
+                    w.i(r.fd.into());
+                    w.s(":");
+                    events_letters(w, r.events);
+                }
+            });
         }
         self.stats.reports += got.len() as u64;
         out.extend(got.into_iter().map(|(r, _)| r));
@@ -1185,10 +1216,13 @@ impl World {
     pub(crate) fn read(&mut self, host: HostId, fd: Fd, buf: &mut [u8]) -> io::Result<usize> {
         let r = self.read_inner(host, fd, buf);
         match &r {
-            Ok(n) => self.line(host, format_args!("read {fd} n={n}")),
-            Err(e) => self.line(
+            Ok(n) => self.io_line(host, "read ", fd, " n=", *n as i64),
+            Err(e) => self.io_line(
                 host,
-                format_args!("read {fd} err={}", e.raw_os_error().unwrap_or(0)),
+                "read ",
+                fd,
+                " err=",
+                i64::from(e.raw_os_error().unwrap_or(0)),
             ),
         }
         r
@@ -1249,10 +1283,13 @@ impl World {
     pub(crate) fn write(&mut self, host: HostId, fd: Fd, buf: &[u8]) -> io::Result<usize> {
         let r = self.write_inner(host, fd, buf);
         match &r {
-            Ok(n) => self.line(host, format_args!("write {fd} n={n}")),
-            Err(e) => self.line(
+            Ok(n) => self.io_line(host, "write ", fd, " n=", *n as i64),
+            Err(e) => self.io_line(
                 host,
-                format_args!("write {fd} err={}", e.raw_os_error().unwrap_or(0)),
+                "write ",
+                fd,
+                " err=",
+                i64::from(e.raw_os_error().unwrap_or(0)),
             ),
         }
         r
@@ -1403,7 +1440,11 @@ impl World {
         // Closing the last reference removes the descriptor from the epoll set.
         hn.regs.remove(&fd);
         hn.ready.retain(|&(f, _)| f != fd);
-        self.line(host, format_args!("close {fd}"));
+        self.trace.line_parts(
+            self.now.as_micros(),
+            Some(host),
+            &[Part::S("close "), Part::I(fd.into())],
+        );
         match obj {
             FdObj::SignalPipe => {
                 self.hosts[host].sig_fd = None;
@@ -1508,12 +1549,23 @@ impl World {
             None => return Err(err(libc::EBADF)),
         };
         let Some(s) = self.listeners[l].queue.pop_front() else {
-            self.line(host, format_args!("accept {fd} err={}", libc::EAGAIN));
+            self.io_line(host, "accept ", fd, " err=", libc::EAGAIN.into());
             return Err(err(libc::EAGAIN));
         };
         let nfd = self.attach(host, s);
         let (conn, remote) = (self.socks[s].conn, self.socks[s].remote);
-        self.line(host, format_args!("accept {fd} -> {nfd} c{conn}"));
+        self.trace.line_parts(
+            self.now.as_micros(),
+            Some(host),
+            &[
+                Part::S("accept "),
+                Part::I(fd.into()),
+                Part::S(" -> "),
+                Part::I(nfd.into()),
+                Part::S(" c"),
+                Part::U(conn),
+            ],
+        );
         Ok((nfd, remote))
     }
 
@@ -1658,7 +1710,7 @@ impl World {
             if let Some(p) = k.peer {
                 k.st = St::Closed;
                 let conn = k.conn;
-                self.line(host, format_args!("c{conn} abort"));
+                self.conn_line(host, conn, "abort", None);
                 self.send(s, p, Ev::Rst { to: p }, 0);
             }
         }
@@ -1668,8 +1720,30 @@ impl World {
     /// Records a failure found during the run (a scripted client's broken expectation, an
     /// invariant a program checks itself).
     pub(crate) fn fail(&mut self, msg: String) {
-        let line = format!("{} FAIL {msg}", self.now.as_micros());
-        self.trace.line(&line);
+        self.trace
+            .line_at(self.now.as_micros(), None, format_args!("FAIL {msg}"));
         self.failures.push(msg);
+    }
+}
+
+/// `events` as its `Display` writes it (`T R W S P E C` letters, `0` if empty).
+fn events_letters(w: &mut LineWriter<'_>, events: Events) {
+    if events.is_empty() {
+        w.s("0");
+        return;
+    }
+    for (flag, c) in [
+        (Events::TIMEOUT, "T"),
+        (Events::READ, "R"),
+        (Events::WRITE, "W"),
+        (Events::SIGNAL, "S"),
+        (Events::PERSIST, "P"),
+        (Events::ET, "E"),
+        (Events::FINALIZE, "F"),
+        (Events::CLOSED, "C"),
+    ] {
+        if events.contains(flag) {
+            w.s(c);
+        }
     }
 }

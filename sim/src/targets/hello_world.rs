@@ -216,8 +216,7 @@ fn sim_conn_faulted(sim: &Sim, conn: u64) -> bool {
 }
 
 fn server_event(base: &mut Base<SimBackend>, st: &Rc<RefCell<State>>, ev: ServerEvent) {
-    let line = format!("server {ev:?}");
-    base.backend_mut().trace_line(&line);
+    base.backend_mut().trace_args(format_args!("server {ev:?}"));
     let mut s = st.borrow_mut();
     if let Some(v) = check_priority(base, 0, "server callback") {
         s.failures.push(v);
@@ -252,8 +251,8 @@ fn start_client(
     let timer = base.timer_new(move |base, id, _| {
         let st = &st2;
         let now = base.now();
-        let line = format!("client {i} start");
-        base.backend_mut().trace_line(&line);
+        base.backend_mut()
+            .trace_args(format_args!("client {i} start"));
         if now < deadline {
             st.borrow_mut().failures.push(format!(
                 "client {i}'s start timer fired at {}us, before its deadline {}us",
@@ -302,22 +301,27 @@ fn connect_client(
         base,
         Some(Box::new(
             move |base: &mut Base<SimBackend>, bev: BufferEvent| {
-                let mut data = vec![0u8; 4096];
-                let n = bev.read(base, &mut data).unwrap_or(0);
-                data.truncate(n);
-                let line = format!("client {i} read {n}");
-                base.backend_mut().trace_line(&line);
+                // The message is 22 bytes; a larger read takes what the input holds.
+                let mut buf = [0u8; 256];
+                let n = bev.read(base, &mut buf).unwrap_or(0);
+                let data = &buf[..n];
+                base.backend_mut().trace_with(|w| {
+                    w.s("client ");
+                    w.u(i as u64);
+                    w.s(" read ");
+                    w.u(n as u64);
+                });
                 let mut s = st_r.borrow_mut();
                 if let Some(v) = check_priority(base, 0, "client read callback") {
                     s.failures.push(v);
                 }
                 let c = &mut s.clients[i];
-                c.got.extend_from_slice(&data);
+                c.got.extend_from_slice(data);
                 if c.early_close.is_some_and(|k| c.got.len() >= k) && c.ends.is_empty() {
                     c.ends.push(End::ClosedEarly);
                     drop(s);
                     base.backend_mut()
-                        .trace_line(&format!("client {i} closes early"));
+                        .trace_args(format_args!("client {i} closes early"));
                     let _ = bev.free(base);
                 }
             },
@@ -325,8 +329,8 @@ fn connect_client(
         None,
         Some(Box::new(
             move |base: &mut Base<SimBackend>, bev: BufferEvent, what: BevEvents| {
-                let line = format!("client {i} event {what:?}");
-                base.backend_mut().trace_line(&line);
+                base.backend_mut()
+                    .trace_args(format_args!("client {i} event {what:?}"));
                 let mut s = st_e.borrow_mut();
                 if let Some(v) = check_priority(base, 0, "client event callback") {
                     s.failures.push(v);
@@ -341,7 +345,7 @@ fn connect_client(
                         c.ends.push(End::ClosedEarly);
                         drop(s);
                         base.backend_mut()
-                            .trace_line(&format!("client {i} closes early"));
+                            .trace_args(format_args!("client {i} closes early"));
                         let _ = bev.free(base);
                     }
                     return;

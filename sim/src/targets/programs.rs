@@ -290,7 +290,7 @@ fn on_fire(
         tr.calls[ev]
     };
     base.backend_mut()
-        .trace_line(&format!("cb e{ev} #{call} {what} pri={pri}"));
+        .trace_args(format_args!("cb e{ev} #{call} {what} pri={pri}"));
     {
         let mut tr = t.borrow_mut();
         // libevent's signal closure makes its `ncalls` calls back to back without looking at
@@ -298,7 +298,8 @@ fn on_fire(
         // the first call of a run of repetitions is checked.
         let repeat = matches!(spec.watch, Watch::Signal(_)) && tr.last == Some((ev, now));
         tr.last = Some((ev, now));
-        let violation = if repeat {
+        // The name is only formatted when there is a violation to describe.
+        let violation = if repeat || base.first_active_priority().is_none_or(|p| p >= pri) {
             None
         } else {
             check_priority(base, pri, &format!("event e{ev}"))

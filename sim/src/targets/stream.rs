@@ -208,7 +208,7 @@ fn sink_accept(base: &mut Base<SimBackend>, st: &Rc<RefCell<State>>, fd: Fd) {
                 let mut buf = vec![0u8; 8192];
                 let n = bev.read(base, &mut buf).unwrap_or(0);
                 base.backend_mut()
-                    .trace_line(&format!("sink c{conn} read {n}"));
+                    .trace_args(format_args!("sink c{conn} read {n}"));
                 let mut s = sr.borrow_mut();
                 if let Some(v) = check_priority(base, 0, "sink read") {
                     s.failures.push(v);
@@ -222,7 +222,7 @@ fn sink_accept(base: &mut Base<SimBackend>, st: &Rc<RefCell<State>>, fd: Fd) {
         Some(Box::new(
             move |base: &mut Base<SimBackend>, bev: BufferEvent, what: BevEvents| {
                 base.backend_mut()
-                    .trace_line(&format!("sink c{conn} event {what:?}"));
+                    .trace_args(format_args!("sink c{conn} event {what:?}"));
                 // Whatever is still in the input was read too.
                 let mut rest = vec![0u8; 65536];
                 let n = bev.read(base, &mut rest).unwrap_or(0);
@@ -277,7 +277,8 @@ fn connect(base: &mut Base<SimBackend>, st: &Rc<RefCell<State>>, c: usize, serve
                 let done = s.clients[c].sent == s.clients[c].total;
                 drop(s);
                 if done && bev.output(base).map_or(0, |o| o.len()) == 0 {
-                    base.backend_mut().trace_line(&format!("client {c} done"));
+                    base.backend_mut()
+                        .trace_args(format_args!("client {c} done"));
                     sw.borrow_mut().clients[c].ends.push("done".into());
                     let _ = bev.free(base);
                 }
@@ -286,7 +287,7 @@ fn connect(base: &mut Base<SimBackend>, st: &Rc<RefCell<State>>, c: usize, serve
         Some(Box::new(
             move |base: &mut Base<SimBackend>, bev: BufferEvent, what: BevEvents| {
                 base.backend_mut()
-                    .trace_line(&format!("client {c} event {what:?}"));
+                    .trace_args(format_args!("client {c} event {what:?}"));
                 let fd = bev.fd(base).unwrap_or(-1);
                 let conn = base.backend().connection_of(fd);
                 if conn.is_some() {
@@ -331,7 +332,7 @@ fn schedule_chunk(
         let chunk: Vec<u8> = (sent..sent + n).map(|i| pattern(c, i)).collect();
         s.borrow_mut().clients[c].sent += n;
         base.backend_mut()
-            .trace_line(&format!("client {c} writes {n}"));
+            .trace_args(format_args!("client {c} writes {n}"));
         let _ = bev.write(base, &chunk);
         if sent + n < total {
             schedule_chunk(base, &s, c, bev);
