@@ -1,6 +1,5 @@
-//! The worked example (examples/kv): its harness under random fault configurations, the seed
-//! replay, and the planted bug found by `explore`, replayed by the printed line and shrunk to
-//! the same failure through the example's own `evsim`.
+//! The worked example (examples/kv): the planted bug found by `explore`, replayed by the
+//! printed line and shrunk to the same failure through the example's own `evsim`.
 
 #[path = "../examples/kv/harness.rs"]
 mod harness;
@@ -10,40 +9,9 @@ mod server;
 use std::path::PathBuf;
 use std::process::Command;
 
-use evloop_sim::explore::{check_determinism, explore};
-use evloop_sim::strategies::fault_config;
-use evloop_sim::targets::{failure_class, RunOptions, Target};
-use evloop_sim::{seed_from_env, FaultConfig};
+use evloop_sim::explore::explore;
+use evloop_sim::targets::{failure_class, RunOptions};
 use harness::Kv;
-use proptest::prelude::*;
-
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(48))]
-    /// The correct server passes under any fault configuration.
-    #[test]
-    fn kv_holds_under_random_faults(faults in fault_config(), seed in any::<u64>()) {
-        let mut opts = RunOptions::new(seed, "none");
-        opts.faults = faults;
-        let r = Kv.run(&opts);
-        prop_assert!(r.ok(), "seed {seed}: {:#?}\nconfig {:?}", r.failures, opts.faults);
-    }
-}
-
-/// `EVSIM_SEED=N cargo test -p evloop-sim --test kv_example` replays one seed of every profile.
-#[test]
-fn kv_seed_from_env_is_deterministic_and_passes() {
-    let seed = seed_from_env(2024);
-    for p in evloop_sim::PROFILES {
-        let d = check_determinism(&Kv, &RunOptions::new(seed, p));
-        assert!(d.difference.is_none(), "{p}: {:?}", d.difference);
-        assert!(d.first.ok(), "seed {seed} {p}: {:#?}", d.first.failures);
-        assert!(
-            d.first.stats.callbacks > 100,
-            "{p}: callbacks counted by the loop"
-        );
-    }
-    assert!(FaultConfig::named("chaso").unwrap_err().contains("chaos"));
-}
 
 /// The example's `evsim`, built with this test's profile.
 fn kv_evsim() -> PathBuf {

@@ -3,13 +3,13 @@
 //! expected replies come from a model of the store; at the end the server's store is checked
 //! against the model. `--param bug=true` plants a bug in the server.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use evloop::Time;
 use evloop_sim::client::{ClientStatus, Script};
-use evloop_sim::targets::{Param, ParamKind, RunOptions, RunReport, Target};
+use evloop_sim::targets::{Param, RunOptions, RunReport, Target};
 use evloop_sim::{host_addr, SimRng};
 
 use crate::server::{kv_server, KvConfig};
@@ -17,8 +17,12 @@ use crate::server::{kv_server, KvConfig};
 pub const PORT: u16 = 7000;
 const IDLE: Duration = Duration::from_secs(10);
 const TTL_MS: u64 = 5_000;
+const PARAMS: &[Param] = &[Param::flag(
+    "bug",
+    "plant the bug: a partial line runs as a command",
+)];
 
-/// What a client leaves in the store: key → value and whether it has a TTL (`None`: deleted).
+/// What a client leaves in the store: key → (value, has a TTL); `None`: deleted.
 pub type Model = BTreeMap<String, Option<(String, bool)>>;
 
 /// Client `i`'s script and the store it leaves. Sleeps are short (≤ 100 ms each, ≤ 0.8 s in
@@ -30,41 +34,26 @@ pub fn script(i: usize, rng: &mut SimRng, server: SocketAddr) -> (Script, Model)
     let (mut model, mut set_at, mut clock, mut quiet) = (Model::new(), BTreeMap::new(), 0, 0);
     for _ in 0..rng.range(3, 9) {
         let key = format!("k{i}-{}", rng.below(3));
-        let live = match model.get(&key) {
-            Some(Some((v, ttl))) if !ttl || clock - set_at[&key] < TTL_MS => Some(v.clone()),
-            _ => None,
+        let live = |v: &(String, bool)| !v.1 || clock - set_at[&key] < TTL_MS;
+        let (get, del) = match model.get(&key) {
+            Some(Some(v)) if live(v) => (format!("VALUE {}", v.0), "DELETED"),
+            _ => ("NOT_FOUND".to_owned(), "NOT_FOUND"),
         };
         let (cmd, reply) = match rng.below(5) {
             0 | 1 => {
                 let (v, ttl) = (format!("v{}", rng.below(1000)), rng.chance(0.5));
                 model.insert(key.clone(), Some((v.clone(), ttl)));
                 set_at.insert(key.clone(), clock);
-                let ttl = if ttl {
-                    format!(" {TTL_MS}")
-                } else {
-                    String::new()
-                };
+                let ttl = [String::new(), format!(" {TTL_MS}")][usize::from(ttl)].clone();
                 (format!("SET {key} {v}{ttl}"), "OK".to_owned())
             }
-            2 => (
-                format!("GET {key}"),
-                live.map_or("NOT_FOUND".into(), |v| format!("VALUE {v}")),
-            ),
+            2 => (format!("GET {key}"), get),
             3 => {
                 model.insert(key.clone(), None);
-                let reply = if live.is_some() {
-                    "DELETED"
-                } else {
-                    "NOT_FOUND"
-                };
-                (format!("DEL {key}"), reply.to_owned())
+                (format!("DEL {key}"), del.to_owned())
             }
             _ => {
-                let ms = if rng.chance(0.3) {
-                    TTL_MS + 1_000
-                } else {
-                    rng.range(1, 100)
-                };
+                let ms = [rng.range(1, 100), TTL_MS + 1_000][usize::from(rng.chance(0.3))];
                 if quiet + ms < 8_000 {
                     (clock, quiet) = (clock + ms, quiet + ms);
                     s = s.sleep(Duration::from_millis(ms));
@@ -99,19 +88,15 @@ impl Target for Kv {
         true
     }
     fn params(&self) -> &[Param] {
-        &[Param {
-            name: "bug",
-            kind: ParamKind::Bool,
-            default: "false",
-            about: "plant the bug: a partial line is run as a command",
-        }]
+        PARAMS
     }
 
     fn run(&self, opts: &RunOptions) -> RunReport {
         let mut sim = opts.sim();
+        let bug_partial_lines = opts.flag(self, "bug");
         let cfg = KvConfig {
             idle: IDLE,
-            bug_partial_lines: opts.flag(self, "bug"),
+            bug_partial_lines,
         };
         let mut store = None;
         sim.add_host(|base| {
@@ -131,30 +116,23 @@ impl Target for Kv {
         }
         sim.run_until_pred(Time(3_600_000_000), |sim| sim.clients_done());
 
-        // The model check: the store holds what the finished clients left, nothing else.
+        // The model check: the store holds what each finished client left.
         let mut failures = Vec::new();
-        let (mut expected, mut unknown) = (BTreeMap::new(), BTreeSet::new());
+        let store = store.map(|s| s.borrow().clone()).unwrap_or_default();
         for (c, model) in sim.clients().iter().zip(&models) {
             match c.status {
-                ClientStatus::Done => expected.extend(model.iter().filter_map(|(k, v)| {
-                    v.as_ref().map(|(v, ttl)| (k.clone(), (v.clone(), *ttl)))
-                })),
                 ClientStatus::Running => failures.push(format!("client {} never ended", c.name)),
-                _ => unknown.extend(model.keys().cloned()), // faulted or failed: any state
+                ClientStatus::Done => {
+                    for (k, want) in model {
+                        let got = store.get(k).map(|v| (v.value.clone(), v.expires.is_some()));
+                        if got != *want {
+                            failures
+                                .push(format!("{k}: the store has {got:?}, the model {want:?}"));
+                        }
+                    }
+                }
+                _ => {} // faulted or failed: its keys may be in any state
             }
-        }
-        let store = store.map(|s| s.borrow().clone()).unwrap_or_default();
-        for (k, v) in store.iter().filter(|(k, _)| !unknown.contains(*k)) {
-            let want = expected.remove(k);
-            if want != Some((v.value.clone(), v.expires.is_some())) {
-                failures.push(format!(
-                    "store has {k}={:?}; the model says {want:?}",
-                    v.value
-                ));
-            }
-        }
-        for k in expected.keys() {
-            failures.push(format!("store lost {k}"));
         }
         RunReport::from_sim(&mut sim, failures)
     }

@@ -244,6 +244,16 @@ pub struct Param {
 }
 
 impl Param {
+    /// A boolean option, `false` unless given.
+    pub const fn flag(name: &'static str, about: &'static str) -> Param {
+        Param {
+            name,
+            kind: ParamKind::Bool,
+            default: "false",
+            about,
+        }
+    }
+
     /// Checks that `value` is of this option's type.
     pub fn check(&self, value: &str) -> Result<(), String> {
         let ok = match self.kind {
