@@ -67,18 +67,6 @@ impl SimConfig {
     }
 }
 
-/// The error a parking dispatch returns (internal to the simulator's stepping).
-#[derive(Debug)]
-pub(crate) struct Parked;
-
-impl fmt::Display for Parked {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("simulated host parked until its next wake-up")
-    }
-}
-
-impl std::error::Error for Parked {}
-
 /// The simulated operating system as one host sees it (see the module documentation).
 pub struct SimBackend {
     world: Rc<RefCell<World>>,
@@ -224,10 +212,19 @@ impl SimBackend {
     /// this for faults that are theirs to act out, such as [`FaultKind::PeerClose`]); `detail`
     /// describes it in the decision log. Returns a random payload if the fault happens.
     pub fn decide_fault(&mut self, kind: FaultKind, detail: &str) -> Option<u64> {
+        self.decide_fault_with(kind, || detail.to_owned())
+    }
+
+    /// [`SimBackend::decide_fault`] with the description made only if the fault happens.
+    pub fn decide_fault_with(
+        &mut self,
+        kind: FaultKind,
+        detail: impl FnOnce() -> String,
+    ) -> Option<u64> {
         let mut w = self.world.borrow_mut();
         let p = w.faults().probability(kind);
         let x = w.decide(kind, p)?;
-        let line = format!("h{} {detail}", self.host);
+        let line = format!("h{} {}", self.host, detail());
         w.note_public(line);
         Some(x)
     }
@@ -355,7 +352,9 @@ impl Backend for SimBackend {
                     }
                     None => l.s("park"),
                 });
-            return Err(io::Error::other(Parked));
+            // The simulator reads `parked`, not the error (WouldBlock: the host parked until
+            // its next wake-up); a plain error kind costs no allocation.
+            return Err(io::Error::from(io::ErrorKind::WouldBlock));
         }
         let next_world = self.world.borrow().next_event_time();
         let next_env = self.env.as_ref().and_then(|e| e.next_input());

@@ -811,7 +811,7 @@ fn drive(base: &mut Base<SimBackend>, c: &Shared) {
                     if rest > 0 {
                         if let Some(x) = base
                             .backend_mut()
-                            .decide_fault(FaultKind::PeerClose, &format!("client {name}"))
+                            .decide_fault_with(FaultKind::PeerClose, || format!("client {name}"))
                         {
                             r.peer_close_at = Some(r.pc + 1 + (x % rest as u64) as usize);
                         }

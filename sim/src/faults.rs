@@ -514,6 +514,11 @@ impl FaultGate {
         &self.decisions
     }
 
+    /// Takes the log of faults injected out (leaving it empty; the ordinals go on).
+    pub fn take_decisions(&mut self) -> Vec<Decision> {
+        std::mem::take(&mut self.decisions)
+    }
+
     /// The number of decision points so far.
     pub fn points(&self) -> u64 {
         self.ordinal

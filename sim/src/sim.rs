@@ -74,6 +74,8 @@ pub struct Sim {
     world: Rc<RefCell<World>>,
     hosts: Vec<Host>,
     pub(crate) clients: Vec<Rc<RefCell<crate::client::ClientRun>>>,
+    /// The order of a round (kept to reuse its buffer).
+    order: Vec<HostId>,
 }
 
 impl fmt::Debug for Sim {
@@ -97,6 +99,7 @@ impl Sim {
             world: Rc::new(RefCell::new(cfg.world())),
             hosts: Vec::new(),
             clients: Vec::new(),
+            order: Vec::new(),
         }
     }
 
@@ -187,6 +190,11 @@ impl Sim {
         self.world.borrow().decisions().to_vec()
     }
 
+    /// Takes the log of faults injected out (at the end of a run: no copy).
+    pub fn take_decisions(&mut self) -> Vec<Decision> {
+        self.world.borrow_mut().take_decisions()
+    }
+
     /// The run's counters.
     pub fn stats(&self) -> Stats {
         self.world.borrow().stats
@@ -230,18 +238,20 @@ impl Sim {
     fn round(&mut self) -> bool {
         process_due(&self.world);
         let now = self.now();
-        let mut order: Vec<HostId> = (0..self.hosts.len())
-            .filter(|&h| self.runnable(h, now))
-            .collect();
+        let mut order = std::mem::take(&mut self.order);
+        order.clear();
+        order.extend((0..self.hosts.len()).filter(|&h| self.runnable(h, now)));
         if order.is_empty() {
+            self.order = order;
             return false;
         }
         self.world.borrow_mut().rng.shuffle(&mut order);
-        for h in order {
+        for &h in &order {
             // An earlier host of this round may have changed nothing for this one; it still
             // had work when the round started and cannot lose it to another host.
             self.run_host(h);
         }
+        self.order = order;
         true
     }
 

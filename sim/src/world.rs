@@ -273,7 +273,15 @@ pub struct World {
     faulted: BTreeSet<u64>,
     /// Failures recorded during the run ([`World::fail`]).
     pub(crate) failures: Vec<String>,
+    /// Buffers [`World::scan`] reuses.
+    scratch: Scratch,
 }
+
+type Scratch = (
+    VecDeque<(Fd, Time)>,
+    VecDeque<(Fd, Time)>,
+    Vec<(Ready, Time)>,
+);
 
 impl World {
     pub(crate) fn new(seed: u64, faults: FaultConfig, keep_trace: bool) -> World {
@@ -293,6 +301,7 @@ impl World {
             stats: Stats::default(),
             faulted: BTreeSet::new(),
             failures: Vec::new(),
+            scratch: Scratch::default(),
         };
         for (t, f) in w.faults.schedule.clone() {
             w.push(t, Ev::Scheduled(f));
@@ -312,6 +321,11 @@ impl World {
 
     pub(crate) fn decisions(&self) -> &[Decision] {
         self.gate.decisions()
+    }
+
+    /// Takes the decision log out (the run is over).
+    pub(crate) fn take_decisions(&mut self) -> Vec<Decision> {
+        self.gate.take_decisions()
     }
 
     pub(crate) fn faults(&self) -> &FaultConfig {
@@ -880,12 +894,11 @@ impl World {
     /// epoll_wait's scan of the ready list (`ep_send_events`), with the readiness faults.
     pub(crate) fn scan(&mut self, host: HostId, out: &mut Vec<Ready>) {
         let now = self.now;
-        let list = std::mem::take(&mut self.hosts[host].ready);
+        let mut list = std::mem::take(&mut self.hosts[host].ready);
         let maxevents = self.hosts[host].maxevents;
-        let mut rest = VecDeque::new();
-        let mut requeue = VecDeque::new();
-        let mut got: Vec<(Ready, Time)> = Vec::new();
-        for (fd, t) in list {
+        // Scratch buffers kept between scans (a scan runs on every dispatch).
+        let (mut rest, mut requeue, mut got) = std::mem::take(&mut self.scratch);
+        for (fd, t) in list.drain(..) {
             if got.len() == maxevents {
                 rest.push_back((fd, t));
                 continue;
@@ -916,9 +929,10 @@ impl World {
                 requeue.push_back((fd, now));
             }
         }
-        rest.extend(requeue);
+        rest.extend(requeue.drain(..));
         let hn = &mut self.hosts[host];
         hn.ready = rest;
+        let rest = list;
         if got.len() == maxevents && maxevents < MAX_NEVENT {
             hn.maxevents = maxevents * 2;
         }
@@ -970,7 +984,8 @@ impl World {
             });
         }
         self.stats.reports += got.len() as u64;
-        out.extend(got.into_iter().map(|(r, _)| r));
+        out.extend(got.drain(..).map(|(r, _)| r));
+        self.scratch = (rest, requeue, got);
     }
 
     // ----------------------------------------------------------------------------------------

@@ -292,7 +292,7 @@ fn connect_client(
     // The peer-close fault: this client will close after this many bytes (0: at once).
     let early = base
         .backend_mut()
-        .decide_fault(FaultKind::PeerClose, &format!("client {i}"))
+        .decide_fault_with(FaultKind::PeerClose, || format!("client {i}"))
         .map(|x| (x % (MESSAGE.len() as u64)) as usize);
     st.borrow_mut().clients[i].early_close = early;
     let st_r = st.clone();

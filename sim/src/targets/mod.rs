@@ -174,7 +174,7 @@ impl RunReport {
         let mut all = sim.take_failures();
         all.extend(failures);
         RunReport {
-            decisions: sim.decisions(),
+            decisions: sim.take_decisions(),
             stats: sim.stats(),
             end: sim.now(),
             trace: sim.take_trace(),
