@@ -19,16 +19,30 @@ fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
     h
 }
 
+/// "00" to "99": two digits per division.
+const DIGITS: &[u8; 200] = b"\
+0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
 /// `n` in decimal, written at the end of `buf`.
 fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
     let mut i = buf.len();
-    loop {
+    while n >= 100 {
+        let d = (n % 100) as usize * 2;
+        n /= 100;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&DIGITS[d..d + 2]);
+    }
+    if n >= 10 {
+        let d = n as usize * 2;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&DIGITS[d..d + 2]);
+    } else {
         i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+        buf[i] = b'0' + n as u8;
     }
     &buf[i..]
 }
@@ -358,6 +372,14 @@ mod tests {
 
     /// The formatting paths hash exactly the bytes of the text, as the original
     /// `line(&format!(…))` did (byte-by-byte FNV-1a of the line and its newline).
+    #[test]
+    fn decimal_is_display() {
+        let mut buf = [0u8; 20];
+        for n in (0..2000u64).chain([9_999, 10_000, 99_999_999, u64::MAX, u64::MAX / 7]) {
+            assert_eq!(decimal(n, &mut buf), n.to_string().as_bytes());
+        }
+    }
+
     #[test]
     fn formatted_lines_hash_their_text() {
         let reference = |lines: &[String]| {

@@ -216,7 +216,30 @@ fn sim_conn_faulted(sim: &Sim, conn: u64) -> bool {
 }
 
 fn server_event(base: &mut Base<SimBackend>, st: &Rc<RefCell<State>>, ev: ServerEvent) {
-    base.backend_mut().trace_args(format_args!("server {ev:?}"));
+    // "server {ev:?}", the frequent variants written without core::fmt (same text).
+    base.backend_mut().trace_with(|w| match &ev {
+        ServerEvent::Accepted { conn, fd } => {
+            w.s("server Accepted { conn: ");
+            w.u(*conn as u64);
+            w.s(", fd: ");
+            w.i(i64::from(*fd));
+            w.s(" }");
+        }
+        ServerEvent::Flushed { conn } | ServerEvent::Closed { conn } => {
+            let name = if matches!(ev, ServerEvent::Flushed { .. }) {
+                "server Flushed { conn: "
+            } else {
+                "server Closed { conn: "
+            };
+            w.s(name);
+            w.u(*conn as u64);
+            w.s(" }");
+        }
+        other => {
+            w.s("server ");
+            w.d(&format_args!("{other:?}"));
+        }
+    });
     let mut s = st.borrow_mut();
     if let Some(v) = check_priority(base, 0, "server callback") {
         s.failures.push(v);
