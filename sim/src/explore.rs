@@ -83,6 +83,19 @@ pub struct SeedResult {
 
 /// Runs seeds `seeds` of `target` on `jobs` threads; `each` sees every result as it comes
 /// (in completion order). Returns the failing seeds, sorted.
+///
+/// ```
+/// use evloop_sim::explore::explore;
+/// use evloop_sim::targets::{programs::Programs, RunOptions};
+///
+/// let mut callbacks = 0;
+/// // 20 random event programs under the lossy profile, each run twice (determinism).
+/// let failed = explore(&Programs, &RunOptions::new(0, "lossy"), 0..20, 2, true, |r| {
+///     callbacks += r.callbacks
+/// });
+/// assert!(failed.is_empty());
+/// assert!(callbacks > 0);
+/// ```
 pub fn explore(
     target: &dyn Target,
     base: &RunOptions,

@@ -70,6 +70,23 @@ struct Host {
 }
 
 /// Several simulated hosts on one network, one clock, one RNG (see the module documentation).
+///
+/// ```
+/// use evloop_sim::{HostStatus, Sim};
+/// use std::time::Duration;
+///
+/// let mut sim = Sim::new(42);
+/// let h = sim.add_host(|base| {
+///     // The program's `main` up to its dispatch: the simulator runs the loop.
+///     let t = base.timer_new(|base, _, _| base.backend_mut().trace_line("tick")).unwrap();
+///     base.add(t, Some(Duration::from_millis(250))).unwrap();
+/// });
+/// sim.run_until_quiescent();
+/// assert_eq!(sim.now().as_micros(), 250_000); // the clock jumped there: no idle ticking
+/// assert!(matches!(sim.status(h), HostStatus::Exited(_))); // no events left: the loop ended
+/// assert_eq!(sim.stats().callbacks, 1); // counted by the loop
+/// assert!(sim.failures().is_empty());
+/// ```
 pub struct Sim {
     world: Rc<RefCell<World>>,
     hosts: Vec<Host>,
