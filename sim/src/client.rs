@@ -215,7 +215,8 @@ impl Script {
     }
 
     /// Parses the text form: one step a line (`#` starts a comment), `repeat N` … `end`
-    /// blocks. Texts are taken as written, with `\n`, `\r`, `\t`, `\\` escapes.
+    /// blocks. A text is the rest of its line without surrounding blanks, with `\n`, `\r`,
+    /// `\t`, `\\` escapes.
     ///
     /// ```text
     /// timeout 2s
