@@ -213,6 +213,39 @@ enum Handler<B: Backend> {
     CommonTimeout(u8),
 }
 
+/// What kind of callback a [`CallbackInfo`] describes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallbackKind {
+    /// A timer (no fd).
+    Timer,
+    /// An fd event.
+    Io,
+    /// A signal event.
+    Signal,
+    /// A bare callback (deferred callbacks of the buffered layer).
+    Bare,
+}
+
+/// The callback about to run (or just run), as a [`Base::set_callback_hook`] hook sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct CallbackInfo {
+    /// The event's slot number (stable while the event lives).
+    pub slot: u32,
+    /// Its fd, its signal number, or -1.
+    pub fd: Fd,
+    /// The priority it runs at.
+    pub priority: usize,
+    /// What made it active.
+    pub res: Events,
+    /// Its kind.
+    pub kind: CallbackKind,
+    /// True for libevent's internal events (the signal pipe, the buffered layer's own).
+    pub internal: bool,
+}
+
+/// A hook called around callbacks ([`Base::set_callback_hook`]).
+pub type CallbackHook = Box<dyn FnMut(&CallbackInfo, bool)>;
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Closure {
     Event,
@@ -292,6 +325,10 @@ pub struct Base<B: Backend> {
     got_break: bool,
     cont: bool,
     running_priority: i32,
+    /// Callbacks run so far (internal ones included): simulators count work with it.
+    callbacks_run: u64,
+    /// Called before (`true`) and after (`false`) each callback ([`Base::set_callback_hook`]).
+    callback_hook: Option<CallbackHook>,
     /// The running signal closure's remaining repetitions (libevent's local `ncalls`).
     sig_repeats: u16,
     event_count: usize,
@@ -373,6 +410,8 @@ impl<B: Backend> Base<B> {
             got_break: false,
             cont: false,
             running_priority: -1,
+            callbacks_run: 0,
+            callback_hook: None,
             sig_repeats: 0,
             event_count: 0,
             event_count_active: 0,
@@ -405,6 +444,41 @@ impl<B: Backend> Base<B> {
     /// callback while a more urgent one is active). The running callback is not in its queue.
     pub fn first_active_priority(&self) -> Option<usize> {
         self.queues.iter().position(|q| q.head != NIL)
+    }
+
+    /// The number of callbacks this base has run, internal ones (signal pipe, deferred
+    /// bufferevent callbacks) included. Not a libevent API: simulators measure work with it.
+    pub fn callbacks_run(&self) -> u64 {
+        self.callbacks_run
+    }
+
+    /// Installs (or removes) a hook called before (`true`) and after (`false`) every callback
+    /// the loop runs. Not a libevent API: simulators draw timelines with it.
+    pub fn set_callback_hook(&mut self, hook: Option<CallbackHook>) {
+        self.callback_hook = hook;
+    }
+
+    fn callback_info(&self, idx: u32, pri: usize) -> CallbackInfo {
+        let s = &self.slots[idx as usize];
+        let kind = match s.closure {
+            Closure::Signal => CallbackKind::Signal,
+            Closure::Bare => CallbackKind::Bare,
+            _ if s.fd >= 0
+                && s.events
+                    .intersects(Events::READ | Events::WRITE | Events::CLOSED) =>
+            {
+                CallbackKind::Io
+            }
+            _ => CallbackKind::Timer,
+        };
+        CallbackInfo {
+            slot: idx,
+            fd: s.fd,
+            priority: pri,
+            res: s.res,
+            kind,
+            internal: s.flags & list::INTERNAL != 0,
+        }
     }
 
     /// The backend.
@@ -1529,7 +1603,18 @@ impl<B: Backend> Base<B> {
             if self.counts(idx) {
                 count += 1;
             }
+            self.callbacks_run += 1;
+            let info = self
+                .callback_hook
+                .is_some()
+                .then(|| self.callback_info(idx, pri));
+            if let (Some(h), Some(i)) = (self.callback_hook.as_mut(), &info) {
+                h(i, true);
+            }
             self.run_closure(idx);
+            if let (Some(h), Some(i)) = (self.callback_hook.as_mut(), &info) {
+                h(i, false);
+            }
             if self.got_break {
                 return -1;
             }

@@ -67,18 +67,6 @@ impl SimConfig {
     }
 }
 
-/// The error a parking dispatch returns (internal to the simulator's stepping).
-#[derive(Debug)]
-pub(crate) struct Parked;
-
-impl fmt::Display for Parked {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("simulated host parked until its next wake-up")
-    }
-}
-
-impl std::error::Error for Parked {}
-
 /// The simulated operating system as one host sees it (see the module documentation).
 pub struct SimBackend {
     world: Rc<RefCell<World>>,
@@ -168,13 +156,12 @@ impl SimBackend {
     pub fn advance(&mut self, d: Duration) {
         let mut w = self.world.borrow_mut();
         w.now = w.now.saturating_add(d);
-        let line = format!(
-            "{} h{} advance {}us",
-            w.now.as_micros(),
-            self.host,
-            d.as_micros()
+        let now = w.now.as_micros();
+        w.trace.line_at(
+            now,
+            Some(self.host),
+            format_args!("advance {}us", d.as_micros()),
         );
-        w.trace.line(&line);
     }
 
     /// The virtual clock.
@@ -184,12 +171,39 @@ impl SimBackend {
 
     /// Appends `what` to the run's trace, stamped with the time and the host.
     pub fn trace_line(&mut self, what: &str) {
-        let mut w = self.world.borrow_mut();
-        let line = format!("{} h{} {}", w.now.as_micros(), self.host, what);
-        w.trace.line(&line);
+        self.trace_args(format_args!("{what}"));
     }
 
-    /// Counts one callback of a simulated program (for the callbacks-per-second figure).
+    /// [`SimBackend::trace_line`] with the line written piece by piece into the trace's hash
+    /// (see [`crate::LineWriter`]), the fastest way.
+    pub fn trace_with(&mut self, body: impl FnOnce(&mut crate::LineWriter<'_>)) {
+        let mut w = self.world.borrow_mut();
+        let now = w.now.as_micros();
+        w.trace.line_with(now, Some(self.host), body);
+    }
+
+    /// [`SimBackend::trace_line`] with the text formatted straight into the trace's hash (no
+    /// allocation unless the trace keeps its text): `trace_args(format_args!("x {n}"))`.
+    pub fn trace_args(&mut self, what: fmt::Arguments<'_>) {
+        let mut w = self.world.borrow_mut();
+        let now = w.now.as_micros();
+        w.trace.line_at(now, Some(self.host), what);
+    }
+
+    /// Records a failure found by a simulated program (an invariant it checks itself); it goes
+    /// into the trace and into the run's report ([`crate::Sim::failures`]).
+    pub fn fail(&mut self, msg: impl Into<String>) {
+        self.world.borrow_mut().fail(msg.into());
+    }
+
+    /// Closes `fd` abortively (`SO_LINGER` 0): the peer of an established TCP connection
+    /// reads ECONNRESET instead of EOF.
+    pub fn close_reset(&mut self, fd: Fd) -> io::Result<()> {
+        self.world.borrow_mut().abort_close(self.host, fd)
+    }
+
+    /// Counts one callback. Hosts of a [`crate::Sim`] are counted by the simulator; a
+    /// standalone host's program counts its own callbacks with this.
     pub fn count_callback(&mut self) {
         self.world.borrow_mut().stats.callbacks += 1;
     }
@@ -198,10 +212,19 @@ impl SimBackend {
     /// this for faults that are theirs to act out, such as [`FaultKind::PeerClose`]); `detail`
     /// describes it in the decision log. Returns a random payload if the fault happens.
     pub fn decide_fault(&mut self, kind: FaultKind, detail: &str) -> Option<u64> {
+        self.decide_fault_with(kind, || detail.to_owned())
+    }
+
+    /// [`SimBackend::decide_fault`] with the description made only if the fault happens.
+    pub fn decide_fault_with(
+        &mut self,
+        kind: FaultKind,
+        detail: impl FnOnce() -> String,
+    ) -> Option<u64> {
         let mut w = self.world.borrow_mut();
         let p = w.faults().probability(kind);
         let x = w.decide(kind, p)?;
-        let line = format!("h{} {detail}", self.host);
+        let line = format!("h{} {}", self.host, detail());
         w.note_public(line);
         Some(x)
     }
@@ -321,17 +344,17 @@ impl Backend for SimBackend {
         if mode == WaitMode::Park {
             let mut w = self.world.borrow_mut();
             w.hosts[self.host].parked = Some(target);
-            let line = match target {
-                Some(t) => format!(
-                    "{} h{} park until {}",
-                    now.as_micros(),
-                    self.host,
-                    t.as_micros()
-                ),
-                None => format!("{} h{} park", now.as_micros(), self.host),
-            };
-            w.trace.line(&line);
-            return Err(io::Error::other(Parked));
+            w.trace
+                .line_with(now.as_micros(), Some(self.host), |l| match target {
+                    Some(t) => {
+                        l.s("park until ");
+                        l.u(t.as_micros());
+                    }
+                    None => l.s("park"),
+                });
+            // The simulator reads `parked`, not the error (WouldBlock: the host parked until
+            // its next wake-up); a plain error kind costs no allocation.
+            return Err(io::Error::from(io::ErrorKind::WouldBlock));
         }
         let next_world = self.world.borrow().next_event_time();
         let next_env = self.env.as_ref().and_then(|e| e.next_input());

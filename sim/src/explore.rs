@@ -17,8 +17,10 @@ use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::faults::{Decision, FaultConfig, PROFILES};
-use crate::targets::{self, check_core_fault, command, RunOptions, RunReport, Target};
+use crate::faults::Decision;
+use crate::targets::{
+    self, check_core_fault, command_for, RunOptions, RunReport, Target, MAX_CLIENTS,
+};
 use crate::trace::describe_difference;
 
 /// The wall clock, for throughput figures and the progress bar only: it never reaches a
@@ -81,6 +83,19 @@ pub struct SeedResult {
 
 /// Runs seeds `seeds` of `target` on `jobs` threads; `each` sees every result as it comes
 /// (in completion order). Returns the failing seeds, sorted.
+///
+/// ```
+/// use evloop_sim::explore::explore;
+/// use evloop_sim::targets::{programs::Programs, RunOptions};
+///
+/// let mut callbacks = 0;
+/// // 20 random event programs under the lossy profile, each run twice (determinism).
+/// let failed = explore(&Programs, &RunOptions::new(0, "lossy"), 0..20, 2, true, |r| {
+///     callbacks += r.callbacks
+/// });
+/// assert!(failed.is_empty());
+/// assert!(callbacks > 0);
+/// ```
 pub fn explore(
     target: &dyn Target,
     base: &RunOptions,
@@ -90,45 +105,53 @@ pub fn explore(
     mut each: impl FnMut(&SeedResult),
 ) -> Vec<SeedResult> {
     let next = AtomicU64::new(seeds.start);
-    let (tx, rx) = mpsc::channel::<SeedResult>();
+    // Results travel in small batches: one wake-up of the collecting thread per batch, not
+    // per seed (a seed of hello-world takes about 100 µs).
+    let (tx, rx) = mpsc::channel::<Vec<SeedResult>>();
     let mut failed = Vec::new();
     std::thread::scope(|scope| {
         for _ in 0..jobs.max(1) {
             let tx = tx.clone();
             let next = &next;
             let end = seeds.end;
-            scope.spawn(move || loop {
-                let seed = next.fetch_add(1, Ordering::Relaxed);
-                if seed >= end {
-                    break;
+            scope.spawn(move || {
+                let mut batch = Vec::new();
+                loop {
+                    let seed = next.fetch_add(1, Ordering::Relaxed);
+                    if seed >= end {
+                        break;
+                    }
+                    let mut opts = base.clone();
+                    opts.seed = seed;
+                    let (report, diff) = if determinism {
+                        let d = check_determinism(target, &opts);
+                        (d.first, d.difference)
+                    } else {
+                        (target.run(&opts), None)
+                    };
+                    let mut failures = report.failures;
+                    if let Some(d) = diff {
+                        failures.push(format!("nondeterministic: {d}"));
+                    }
+                    batch.push(SeedResult {
+                        seed,
+                        failures,
+                        callbacks: report.stats.callbacks,
+                    });
+                    if batch.len() >= 16 && tx.send(std::mem::take(&mut batch)).is_err() {
+                        return;
+                    }
                 }
-                let mut opts = base.clone();
-                opts.seed = seed;
-                let (report, diff) = if determinism {
-                    let d = check_determinism(target, &opts);
-                    (d.first, d.difference)
-                } else {
-                    (target.run(&opts), None)
-                };
-                let mut failures = report.failures;
-                if let Some(d) = diff {
-                    failures.push(format!("nondeterministic: {d}"));
-                }
-                let r = SeedResult {
-                    seed,
-                    failures,
-                    callbacks: report.stats.callbacks,
-                };
-                if tx.send(r).is_err() {
-                    break;
-                }
+                let _ = tx.send(batch);
             });
         }
         drop(tx);
-        for r in rx {
-            each(&r);
-            if !r.failures.is_empty() {
-                failed.push(r);
+        for batch in rx {
+            for r in batch {
+                each(&r);
+                if !r.failures.is_empty() {
+                    failed.push(r);
+                }
             }
         }
     });
@@ -152,13 +175,46 @@ pub struct Shrunk {
     pub runs: usize,
 }
 
-/// Minimises the faults of a failing run (delta debugging over decision ordinals): returns
+/// Minimises the faults of a failing run (delta debugging over decision ordinals) while the
+/// run keeps failing *the same way*: a candidate's first failure must be of the original first
+/// failure's class ([`RunReport::signature`], [`crate::targets::failure_class`]). Returns
 /// `None` if the run does not fail.
+///
+/// ```
+/// use evloop_sim::explore::shrink;
+/// use evloop_sim::targets::{hello_world::HelloWorld, RunOptions};
+/// // hello-world passes under chaos, so there is nothing to shrink.
+/// assert!(shrink(&HelloWorld, &RunOptions::new(3, "chaos"), 50).is_none());
+/// ```
 pub fn shrink(target: &dyn Target, opts: &RunOptions, max_runs: usize) -> Option<Shrunk> {
     let first = target.run(opts);
-    if first.ok() {
+    let sig = first.signature()?;
+    let same = move |r: &RunReport| r.signature().as_ref() == Some(&sig);
+    shrink_from(target, opts, first, max_runs, same)
+}
+
+/// [`shrink`] with another notion of "still failing": `keep(report)` says whether a candidate
+/// run still shows the failure (e.g. `|r| !r.ok()` accepts any failure).
+pub fn shrink_with(
+    target: &dyn Target,
+    opts: &RunOptions,
+    max_runs: usize,
+    keep: impl Fn(&RunReport) -> bool,
+) -> Option<Shrunk> {
+    let first = target.run(opts);
+    if !keep(&first) {
         return None;
     }
+    shrink_from(target, opts, first, max_runs, keep)
+}
+
+fn shrink_from(
+    target: &dyn Target,
+    opts: &RunOptions,
+    first: RunReport,
+    max_runs: usize,
+    keep: impl Fn(&RunReport) -> bool,
+) -> Option<Shrunk> {
     let original = first.decisions.clone();
     let mut runs = 1;
     let mut best_opts = opts.clone();
@@ -169,7 +225,7 @@ pub fn shrink(target: &dyn Target, opts: &RunOptions, max_runs: usize) -> Option
         let mut o = opts.clone();
         o.only = Some(set.iter().copied().collect::<BTreeSet<u64>>());
         let r = target.run(&o);
-        (!r.ok()).then_some((o, r))
+        keep(&r).then_some((o, r))
     };
     // No fault at all?
     if let Some((o, r)) = attempt(&[], &mut runs) {
@@ -237,56 +293,74 @@ struct Cli {
     cmd: Cmd,
 }
 
+/// The most threads `--jobs` may ask for.
+const MAX_JOBS: u64 = 1024;
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Run one seed and print its trace.
-    Run {
-        #[command(flatten)]
-        common: Common,
-        /// The seed.
-        #[arg(long)]
-        seed: u64,
-        /// Write the trace to FILE instead of standard output.
-        #[arg(long, value_name = "FILE")]
-        trace: Option<PathBuf>,
-        /// Run twice and compare the traces line by line.
-        #[arg(long)]
-        check_determinism: bool,
-        /// Only these fault decisions may inject (comma-separated ordinals, `-` for none), as
-        /// printed by `shrink`.
-        #[arg(long, value_name = "LIST")]
-        only_faults: Option<String>,
-    },
+    Run(RunArgs),
     /// Run a range of seeds in parallel and report the failing ones.
-    Explore {
-        #[command(flatten)]
-        common: Common,
-        /// The seeds, `A..B` (B excluded).
-        #[arg(long, value_name = "A..B")]
-        seeds: String,
-        /// Threads (default: the number of cores).
-        #[arg(long)]
-        jobs: Option<usize>,
-        /// Run every seed twice and compare the traces.
-        #[arg(long)]
-        check_determinism: bool,
-        /// No progress bar.
-        #[arg(long)]
-        quiet: bool,
-    },
-    /// Minimise a failing seed's faults and print the minimal list.
-    Shrink {
-        #[command(flatten)]
-        common: Common,
-        /// The failing seed.
-        #[arg(long)]
-        seed: u64,
-        /// Give up after this many runs.
-        #[arg(long, default_value_t = 400)]
-        max_runs: usize,
-    },
-    /// List the targets and fault profiles.
+    Explore(ExploreArgs),
+    /// Minimise a failing seed's faults, keeping its failure, and print the minimal list.
+    Shrink(ShrinkArgs),
+    /// List the targets (with their own options) and the fault profiles.
     List,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    common: Common,
+    /// The seed.
+    #[arg(long)]
+    seed: u64,
+    /// Write the trace to FILE instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    trace: Option<PathBuf>,
+    /// Write the run as Trace Event Format JSON (Perfetto, chrome://tracing) to FILE.
+    #[arg(long, value_name = "FILE")]
+    chrome_trace: Option<PathBuf>,
+    /// Run twice and compare the traces line by line.
+    #[arg(long)]
+    check_determinism: bool,
+    /// Only these fault decisions may inject (comma-separated ordinals, `-` for none), as
+    /// printed by `shrink`.
+    #[arg(long, value_name = "LIST")]
+    only_faults: Option<String>,
+}
+
+#[derive(Args)]
+struct ExploreArgs {
+    #[command(flatten)]
+    common: Common,
+    /// The seeds, `A..B` (B excluded).
+    #[arg(long, value_name = "A..B")]
+    seeds: String,
+    /// Threads (default: the number of cores; at most 1024).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=MAX_JOBS))]
+    jobs: Option<u64>,
+    /// Run every seed twice and compare the traces.
+    #[arg(long)]
+    check_determinism: bool,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Args)]
+struct ShrinkArgs {
+    #[command(flatten)]
+    common: Common,
+    /// The failing seed.
+    #[arg(long)]
+    seed: u64,
+    /// Give up after this many runs (1 to 1000000).
+    #[arg(long, default_value_t = 400, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_runs: u64,
+    /// Accept any failure while shrinking, not only the original one's class.
+    #[arg(long)]
+    any_failure: bool,
 }
 
 #[derive(Args, Clone)]
@@ -297,32 +371,62 @@ struct Common {
     /// The fault profile.
     #[arg(long, default_value = "none")]
     faults: String,
-    /// Simulated clients (targets with clients).
-    #[arg(long, default_value_t = 10)]
-    clients: usize,
+    /// Simulated clients (targets with clients; 0 to 100000).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=MAX_CLIENTS as u64))]
+    clients: u64,
+    /// A target's own option, `NAME=VALUE` (repeatable; `evsim list` shows them).
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    params: Vec<String>,
     /// Break a reactor invariant on purpose (`early-timers`, `priority-inversion`; needs
     /// `--features test-faults`).
     #[arg(long)]
     core_fault: Option<String>,
 }
 
-fn options(c: &Common, seed: u64) -> Result<RunOptions, String> {
-    let faults = FaultConfig::profile(&c.faults).ok_or_else(|| {
-        format!(
-            "unknown fault profile {:?} (expected one of {PROFILES:?})",
-            c.faults
-        )
-    })?;
+/// What the command line runs with: the targets, and how this program is invoked (for the
+/// reproduce lines).
+struct Ctx<'a> {
+    targets: &'a [Box<dyn Target>],
+    /// `None`: the standard `evsim` (printed as a `cargo run` line).
+    program: Option<String>,
+}
+
+impl Ctx<'_> {
+    fn command(&self, target: &dyn Target, opts: &RunOptions) -> String {
+        command_for(self.program.as_deref(), target, opts)
+    }
+}
+
+fn options(c: &Common, target: &dyn Target, seed: u64) -> Result<RunOptions, String> {
+    let mut opts = RunOptions::try_new(seed, &c.faults)?;
     check_core_fault(c.core_fault.as_deref())?;
-    Ok(RunOptions {
-        seed,
-        profile: c.faults.clone(),
-        faults,
-        keep_trace: false,
-        only: None,
-        clients: c.clients,
-        core_fault: c.core_fault.clone(),
-    })
+    opts.clients = usize::try_from(c.clients).map_err(|e| format!("--clients: {e}"))?;
+    opts.core_fault = c.core_fault.clone();
+    for p in &c.params {
+        let (k, v) = p
+            .split_once('=')
+            .ok_or_else(|| format!("--param {p:?}: expected NAME=VALUE"))?;
+        let decl = target
+            .params()
+            .iter()
+            .find(|d| d.name == k)
+            .ok_or_else(|| {
+                let known: Vec<&str> = target.params().iter().map(|d| d.name).collect();
+                if known.is_empty() {
+                    format!("--param {k}: {} takes no options", target.name())
+                } else {
+                    format!(
+                        "--param {k}: {} has no such option (known: {})",
+                        target.name(),
+                        known.join(", ")
+                    )
+                }
+            })?;
+        decl.check(v)?;
+        opts.params.insert(k.to_owned(), v.to_owned());
+    }
+    opts.check()?;
+    Ok(opts)
 }
 
 fn parse_seeds(s: &str) -> Result<std::ops::Range<u64>, String> {
@@ -414,12 +518,35 @@ fn print_failures(out: &mut String, r: &RunReport) {
     }
 }
 
-/// `evsim`: the built-in targets plus `extra` (see the module documentation).
+/// `evsim`: the built-in targets plus `extra` (see the module documentation). The reproduce
+/// lines name the running program: the standard `evsim` as a `cargo run` line, any other
+/// binary (a custom `evsim` of another crate) by the path it was started with.
 pub fn cli_main(extra: Vec<Box<dyn Target>>) -> ExitCode {
-    let cli = Cli::parse();
+    let argv0 = std::env::args().next().unwrap_or_default();
+    let standard = std::path::Path::new(&argv0)
+        .file_stem()
+        .is_some_and(|s| s == "evsim");
+    cli_main_as((!standard).then_some(argv0.as_str()), extra)
+}
+
+/// [`cli_main`] with the invocation its reproduce lines print: `Some("cargo run --release
+/// --example my_evsim --")` for example; `None` for the standard `evsim`.
+pub fn cli_main_as(program: Option<&str>, extra: Vec<Box<dyn Target>>) -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
     let mut all = targets::builtin();
     all.extend(extra);
-    match run_cli(cli, &all) {
+    let ctx = Ctx {
+        targets: &all,
+        program: program.map(str::to_owned),
+    };
+    match run_cli(cli, &ctx) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("evsim: {e}");
@@ -429,27 +556,20 @@ pub fn cli_main(extra: Vec<Box<dyn Target>>) -> ExitCode {
 }
 
 /// `evsim run` on one target; the exit code (0 ok, 1 failed, 3 nondeterministic).
-fn run_one(
-    target: &dyn Target,
-    common: &Common,
-    seed: u64,
-    trace: Option<&PathBuf>,
-    check: bool,
-    only_faults: Option<&str>,
-) -> Result<u8, String> {
-    let mut opts = options(common, seed)?;
+fn run_one(ctx: &Ctx<'_>, target: &dyn Target, a: &RunArgs) -> Result<u8, String> {
+    let mut opts = options(&a.common, target, a.seed)?;
     opts.keep_trace = true;
-    if let Some(o) = only_faults {
+    if let Some(o) = &a.only_faults {
         opts.only = Some(parse_only(o)?);
     }
-    let (report, diff) = if check {
+    let (report, diff) = if a.check_determinism {
         let d = check_determinism(target, &opts);
         (d.first, Some(d.difference))
     } else {
         (target.run(&opts), None)
     };
     let text = report.trace.text().unwrap_or_default();
-    match trace {
+    match &a.trace {
         Some(path) => {
             std::fs::write(path, &text).map_err(|e| format!("{}: {e}", path.display()))?
         }
@@ -458,13 +578,17 @@ fn run_one(
             let _ = so.write_all(text.as_bytes());
         }
     }
+    if let Some(path) = &a.chrome_trace {
+        let json = crate::chrome::trace_event_json(&report.trace);
+        std::fs::write(path, json).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
     let mut out = String::new();
     let _ = writeln!(
         out,
         "# {} seed {} faults {}: {} ({}, {} faults injected, ended at {}us, {} callbacks)",
         target.name(),
-        seed,
-        common.faults,
+        a.seed,
+        a.common.faults,
         if report.ok() { "ok" } else { "FAILED" },
         report.trace.summary(),
         report.decisions.len(),
@@ -488,9 +612,9 @@ fn run_one(
         None => {}
     }
     if !report.ok() {
-        let _ = writeln!(out, "# reproduce: {}", command(target, &opts));
+        let _ = writeln!(out, "# reproduce: {}", ctx.command(target, &opts));
     }
-    if trace.is_some() {
+    if a.trace.is_some() {
         print!("{out}");
     } else {
         eprint!("{out}");
@@ -501,16 +625,15 @@ fn run_one(
 /// `evsim explore` on one target: prints its failures and its figures; the number of failing
 /// seeds.
 fn explore_one(
+    ctx: &Ctx<'_>,
     target: &dyn Target,
-    common: &Common,
-    opts: &RunOptions,
+    a: &ExploreArgs,
     range: std::ops::Range<u64>,
     jobs: usize,
-    check: bool,
-    quiet: bool,
-) -> usize {
+) -> Result<usize, String> {
+    let opts = options(&a.common, target, 0)?;
     let total = range.end - range.start;
-    let pb = if quiet {
+    let pb = if a.quiet {
         indicatif::ProgressBar::hidden()
     } else {
         let pb = indicatif::ProgressBar::new(total);
@@ -526,7 +649,8 @@ fn explore_one(
     let start = wall_clock();
     let mut callbacks = 0u64;
     let mut nfail = 0u64;
-    let failed = explore(target, opts, range.clone(), jobs, check, |r| {
+    let check = a.check_determinism;
+    let failed = explore(target, &opts, range, jobs, check, |r| {
         callbacks += r.callbacks;
         if !r.failures.is_empty() {
             nfail += 1;
@@ -537,7 +661,7 @@ fn explore_one(
             if r.failures.len() > 1 {
                 let _ = write!(msg, " (+{} more)", r.failures.len() - 1);
             }
-            let _ = write!(msg, "\n  reproduce: {}", command(target, &o));
+            let _ = write!(msg, "\n  reproduce: {}", ctx.command(target, &o));
             pb.println(msg);
         }
         pb.inc(1);
@@ -545,17 +669,17 @@ fn explore_one(
     pb.finish_and_clear();
     let secs = wall_clock().duration_since(start).as_secs_f64().max(1e-9);
     println!(
-                "{} seeds of {} (faults {}, {} jobs{}) in {:.2} s: {:.1} seeds/s, {:.0} simulated callbacks/s; {} failed",
-                total,
-                target.name(),
-                common.faults,
-                jobs,
-                if check { ", each run twice" } else { "" },
-                secs,
-                total as f64 / secs,
-                callbacks as f64 / secs,
-                failed.len()
-            );
+        "{} seeds of {} (faults {}, {} jobs{}) in {:.2} s: {:.1} seeds/s, {:.0} simulated callbacks/s; {} failed",
+        total,
+        target.name(),
+        a.common.faults,
+        jobs,
+        if check { ", each run twice" } else { "" },
+        secs,
+        total as f64 / secs,
+        callbacks as f64 / secs,
+        failed.len()
+    );
     for r in &failed {
         let mut o = opts.clone();
         o.seed = r.seed;
@@ -567,78 +691,101 @@ fn explore_one(
             String::new()
         };
         println!("FAILED seed {}: {}{more}", r.seed, shown.join("; "));
-        println!("  reproduce: {}", command(target, &o));
+        println!("  reproduce: {}", ctx.command(target, &o));
     }
-    failed.len()
+    Ok(failed.len())
 }
 
-fn run_cli(cli: Cli, all: &[Box<dyn Target>]) -> Result<ExitCode, String> {
+fn list(ctx: &Ctx<'_>) {
+    for t in ctx.targets {
+        println!("{:14} {}", t.name(), t.about());
+        for p in t.params() {
+            println!(
+                "{:14}   --param {}=… ({:?}, default {}): {}",
+                "", p.name, p.kind, p.default, p.about
+            );
+        }
+    }
+    for (name, about) in [
+        (
+            "scenario:PATH",
+            "a conformance scenario (a .scn file, or a name of conformance/scenarios)",
+        ),
+        (
+            "scenarios:DIR",
+            "every conformance scenario of DIR, one target each",
+        ),
+    ] {
+        println!("{name:14} {about}");
+    }
+    println!("fault profiles: {}", crate::faults::PROFILES.join(" "));
+}
+
+fn shrink_cmd(ctx: &Ctx<'_>, a: &ShrinkArgs) -> Result<ExitCode, String> {
+    let found = find_one(ctx.targets, &a.common.target)?;
+    let target = found.get();
+    let opts = options(&a.common, target, a.seed)?;
+    let max_runs = usize::try_from(a.max_runs).map_err(|e| format!("--max-runs: {e}"))?;
+    let shrunk = if a.any_failure {
+        shrink_with(target, &opts, max_runs, |r| !r.ok())
+    } else {
+        shrink(target, &opts, max_runs)
+    };
+    let Some(s) = shrunk else {
+        println!("seed {} does not fail: nothing to shrink", a.seed);
+        return Ok(ExitCode::SUCCESS);
+    };
+    println!(
+        "seed {} fails with {} injected faults; {} of them suffice ({} runs):",
+        a.seed,
+        s.original.len(),
+        s.minimal.len(),
+        s.runs
+    );
+    for d in &s.minimal {
+        println!("  {d}");
+    }
+    if let Some(sig) = s.report.signature() {
+        println!("failure kept: {sig}");
+    }
+    let mut out = String::new();
+    print_failures(&mut out, &s.report);
+    print!("{out}");
+    println!("reproduce: {}", ctx.command(target, &s.options));
+    Ok(ExitCode::from(1))
+}
+
+fn run_cli(cli: Cli, ctx: &Ctx<'_>) -> Result<ExitCode, String> {
     match cli.cmd {
         Cmd::List => {
-            for t in all {
-                println!("{:14} {}", t.name(), t.about());
-            }
-            for (name, about) in [
-                (
-                    "scenario:PATH",
-                    "a conformance scenario (a .scn file, or a name of conformance/scenarios)",
-                ),
-                (
-                    "scenarios:DIR",
-                    "every conformance scenario of DIR, one target each",
-                ),
-            ] {
-                println!("{name:14} {about}");
-            }
-            println!("fault profiles: {}", PROFILES.join(" "));
+            list(ctx);
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Run {
-            common,
-            seed,
-            trace,
-            check_determinism: check,
-            only_faults,
-        } => {
-            let found = find_all(all, &common.target)?;
-            if found.len() > 1 && trace.is_some() {
+        Cmd::Run(a) => {
+            let found = find_all(ctx.targets, &a.common.target)?;
+            if found.len() > 1 && (a.trace.is_some() || a.chrome_trace.is_some()) {
                 return Err(format!(
-                    "--trace FILE takes one target; {:?} names {}",
-                    common.target,
+                    "--trace and --chrome-trace take one target; {:?} names {}",
+                    a.common.target,
                     found.len()
                 ));
             }
             let mut worst = 0u8;
             for t in &found {
-                let code = run_one(
-                    t.get(),
-                    &common,
-                    seed,
-                    trace.as_ref(),
-                    check,
-                    only_faults.as_deref(),
-                )?;
-                worst = worst.max(code);
+                worst = worst.max(run_one(ctx, t.get(), &a)?);
             }
             Ok(ExitCode::from(worst))
         }
-        Cmd::Explore {
-            common,
-            seeds,
-            jobs,
-            check_determinism: check,
-            quiet,
-        } => {
-            let found = find_all(all, &common.target)?;
-            let opts = options(&common, 0)?;
-            let range = parse_seeds(&seeds)?;
-            let jobs =
-                jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        Cmd::Explore(a) => {
+            let found = find_all(ctx.targets, &a.common.target)?;
+            let range = parse_seeds(&a.seeds)?;
+            let jobs = match a.jobs {
+                Some(j) => usize::try_from(j).map_err(|e| format!("--jobs: {e}"))?,
+                None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            };
             let mut failed_targets = 0usize;
             for t in &found {
-                let failed =
-                    explore_one(t.get(), &common, &opts, range.clone(), jobs, check, quiet);
-                if failed > 0 {
+                if explore_one(ctx, t.get(), &a, range.clone(), jobs)? > 0 {
                     failed_targets += 1;
                 }
             }
@@ -646,7 +793,7 @@ fn run_cli(cli: Cli, all: &[Box<dyn Target>]) -> Result<ExitCode, String> {
                 println!(
                     "{} targets of {}: {} passed, {failed_targets} failed",
                     found.len(),
-                    common.target,
+                    a.common.target,
                     found.len() - failed_targets
                 );
             }
@@ -656,36 +803,6 @@ fn run_cli(cli: Cli, all: &[Box<dyn Target>]) -> Result<ExitCode, String> {
                 ExitCode::from(1)
             })
         }
-        Cmd::Shrink {
-            common,
-            seed,
-            max_runs,
-        } => {
-            let found = find_one(all, &common.target)?;
-            let target = found.get();
-            let opts = options(&common, seed)?;
-            match shrink(target, &opts, max_runs) {
-                None => {
-                    println!("seed {seed} does not fail: nothing to shrink");
-                    Ok(ExitCode::SUCCESS)
-                }
-                Some(s) => {
-                    println!(
-                        "seed {seed} fails with {} injected faults; {} of them suffice ({} runs):",
-                        s.original.len(),
-                        s.minimal.len(),
-                        s.runs
-                    );
-                    for d in &s.minimal {
-                        println!("  {d}");
-                    }
-                    let mut out = String::new();
-                    print_failures(&mut out, &s.report);
-                    print!("{out}");
-                    println!("reproduce: {}", command(target, &s.options));
-                    Ok(ExitCode::from(1))
-                }
-            }
-        }
+        Cmd::Shrink(a) => shrink_cmd(ctx, &a),
     }
 }

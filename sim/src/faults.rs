@@ -335,6 +335,16 @@ impl FaultConfig {
         }
     }
 
+    /// The profile called `name`, or an error that lists the known ones (see [`PROFILES`]).
+    pub fn named(name: &str) -> Result<FaultConfig, String> {
+        FaultConfig::profile(name).ok_or_else(|| {
+            format!(
+                "unknown fault profile {name:?} (known profiles: {})",
+                PROFILES.join(", ")
+            )
+        })
+    }
+
     /// The profile called `name` (see [`PROFILES`]).
     pub fn profile(name: &str) -> Option<FaultConfig> {
         Some(match name {
@@ -502,6 +512,11 @@ impl FaultGate {
     /// Every fault injected so far.
     pub fn decisions(&self) -> &[Decision] {
         &self.decisions
+    }
+
+    /// Takes the log of faults injected out (leaving it empty; the ordinals go on).
+    pub fn take_decisions(&mut self) -> Vec<Decision> {
+        std::mem::take(&mut self.decisions)
     }
 
     /// The number of decision points so far.

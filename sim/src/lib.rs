@@ -21,6 +21,8 @@
 #![deny(missing_docs)]
 
 mod backend;
+pub mod chrome;
+pub mod client;
 pub mod explore;
 pub mod faults;
 mod faulty;
@@ -32,13 +34,14 @@ pub mod trace;
 mod world;
 
 pub use backend::{SimBackend, SimConfig};
+pub use client::{ClientStatus, Script};
 pub use faults::{
     Decision, FaultConfig, FaultGate, FaultKind, Jitter, LinkFaults, ScheduledFault, PROFILES,
 };
 pub use faulty::{Faulty, FaultyConfig};
 pub use rng::SimRng;
 pub use sim::{HostStatus, Outcome, Sim};
-pub use trace::{Trace, TraceSummary};
+pub use trace::{CallbackSpan, LineWriter, Part, Trace, TraceSummary};
 pub use world::{host_addr, HostId, Stats, SOCKET_CAPACITY};
 
 /// The environment variable tests read a seed from (`EVSIM_SEED=42 cargo test …`).

@@ -28,7 +28,7 @@ use evloop::{Base, Config, LoopExit, LoopFlags, Time};
 
 use crate::backend::{SimBackend, SimConfig};
 use crate::faults::Decision;
-use crate::trace::{Trace, TraceSummary};
+use crate::trace::{CallbackSpan, Trace, TraceSummary};
 use crate::world::{process_due, HostId, Stats, WaitMode, World};
 
 /// Where a host's loop is.
@@ -70,9 +70,29 @@ struct Host {
 }
 
 /// Several simulated hosts on one network, one clock, one RNG (see the module documentation).
+///
+/// ```
+/// use evloop_sim::{HostStatus, Sim};
+/// use std::time::Duration;
+///
+/// let mut sim = Sim::new(42);
+/// let h = sim.add_host(|base| {
+///     // The program's `main` up to its dispatch: the simulator runs the loop.
+///     let t = base.timer_new(|base, _, _| base.backend_mut().trace_line("tick")).unwrap();
+///     base.add(t, Some(Duration::from_millis(250))).unwrap();
+/// });
+/// sim.run_until_quiescent();
+/// assert_eq!(sim.now().as_micros(), 250_000); // the clock jumped there: no idle ticking
+/// assert!(matches!(sim.status(h), HostStatus::Exited(_))); // no events left: the loop ended
+/// assert_eq!(sim.stats().callbacks, 1); // counted by the loop
+/// assert!(sim.failures().is_empty());
+/// ```
 pub struct Sim {
     world: Rc<RefCell<World>>,
     hosts: Vec<Host>,
+    pub(crate) clients: Vec<Rc<RefCell<crate::client::ClientRun>>>,
+    /// The order of a round (kept to reuse its buffer).
+    order: Vec<HostId>,
 }
 
 impl fmt::Debug for Sim {
@@ -95,6 +115,8 @@ impl Sim {
         Sim {
             world: Rc::new(RefCell::new(cfg.world())),
             hosts: Vec::new(),
+            clients: Vec::new(),
+            order: Vec::new(),
         }
     }
 
@@ -114,6 +136,9 @@ impl Sim {
     ) -> HostId {
         let id = self.world.borrow_mut().add_host(WaitMode::Park);
         let mut base = Base::with_config(SimBackend::handle(self.world.clone(), id), cfg);
+        if self.world.borrow().trace.keeps_text() {
+            base.set_callback_hook(Some(span_hook(self.world.clone(), id)));
+        }
         setup(&mut base);
         self.hosts.push(Host {
             base,
@@ -156,8 +181,8 @@ impl Sim {
     /// Appends a line to the trace.
     pub fn trace_line(&mut self, what: &str) {
         let mut w = self.world.borrow_mut();
-        let line = format!("{} sim {}", w.now.as_micros(), what);
-        w.trace.line(&line);
+        let now = w.now.as_micros();
+        w.trace.line_at(now, None, format_args!("sim {what}"));
     }
 
     /// The trace so far (a copy).
@@ -182,9 +207,37 @@ impl Sim {
         self.world.borrow().decisions().to_vec()
     }
 
+    /// Takes the log of faults injected out (at the end of a run: no copy).
+    pub fn take_decisions(&mut self) -> Vec<Decision> {
+        self.world.borrow_mut().take_decisions()
+    }
+
     /// The run's counters.
     pub fn stats(&self) -> Stats {
         self.world.borrow().stats
+    }
+
+    /// True if a fault (refusal, reset, partition, a scripted client's `peer-close`) touched
+    /// connection `conn` (see [`SimBackend::connection_of`]).
+    pub fn connection_faulted(&self, conn: u64) -> bool {
+        self.world.borrow().conn_faulted(conn)
+    }
+
+    /// Records a failure (an invariant the harness checks); it also goes into the trace.
+    /// [`crate::targets::RunReport::from_sim`] reports it.
+    pub fn fail(&mut self, msg: impl Into<String>) {
+        self.world.borrow_mut().fail(msg.into());
+    }
+
+    /// The failures recorded so far: by [`Sim::fail`], [`SimBackend::fail`] and the scripted
+    /// clients' broken expectations.
+    pub fn failures(&self) -> Vec<String> {
+        self.world.borrow().failures.clone()
+    }
+
+    /// Takes the failures recorded so far out.
+    pub fn take_failures(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.world.borrow_mut().failures)
     }
 
     fn runnable(&self, h: HostId, now: Time) -> bool {
@@ -202,25 +255,33 @@ impl Sim {
     fn round(&mut self) -> bool {
         process_due(&self.world);
         let now = self.now();
-        let mut order: Vec<HostId> = (0..self.hosts.len())
-            .filter(|&h| self.runnable(h, now))
-            .collect();
+        let mut order = std::mem::take(&mut self.order);
+        order.clear();
+        order.extend((0..self.hosts.len()).filter(|&h| self.runnable(h, now)));
         if order.is_empty() {
+            self.order = order;
             return false;
         }
         self.world.borrow_mut().rng.shuffle(&mut order);
-        for h in order {
+        for &h in &order {
             // An earlier host of this round may have changed nothing for this one; it still
             // had work when the round started and cannot lose it to another host.
             self.run_host(h);
         }
+        self.order = order;
         true
     }
 
     fn run_host(&mut self, h: HostId) {
         let host = &mut self.hosts[h];
+        let before = host.base.callbacks_run();
         let r = host.base.run(host.flags);
-        let parked = self.world.borrow_mut().hosts[h].parked.take();
+        let ran = host.base.callbacks_run() - before;
+        let parked = {
+            let mut w = self.world.borrow_mut();
+            w.stats.callbacks += ran;
+            w.hosts[h].parked.take()
+        };
         let status = match (r, parked) {
             (Err(_), Some(wake)) => HostStatus::Waiting(wake),
             (Ok(exit), _) => HostStatus::Exited(exit),
@@ -228,8 +289,9 @@ impl Sim {
         };
         if status.is_done() {
             let mut w = self.world.borrow_mut();
-            let line = format!("{} h{h} exit {:?}", w.now.as_micros(), status);
-            w.trace.line(&line);
+            let now = w.now.as_micros();
+            w.trace
+                .line_at(now, Some(h), format_args!("exit {:?}", status));
             w.close_all(h);
         }
         self.hosts[h].status = status;
@@ -319,6 +381,33 @@ impl Sim {
             }
         }
     }
+}
+
+/// Records every callback of host `h` as a [`CallbackSpan`] of the trace.
+fn span_hook(world: Rc<RefCell<World>>, h: HostId) -> evloop::CallbackHook {
+    let mut start = Time::ZERO;
+    Box::new(move |info: &evloop::CallbackInfo, begin: bool| {
+        let mut w = world.borrow_mut();
+        if begin {
+            start = w.now;
+            return;
+        }
+        let name = match info.kind {
+            evloop::CallbackKind::Timer => "timer".to_owned(),
+            evloop::CallbackKind::Io => format!("io fd {} {:?}", info.fd, info.res),
+            evloop::CallbackKind::Signal => format!("signal {}", info.fd),
+            evloop::CallbackKind::Bare => "deferred".to_owned(),
+        };
+        let end = w.now;
+        w.trace.push_span(CallbackSpan {
+            host: h,
+            start,
+            end,
+            priority: info.priority,
+            name,
+            internal: info.internal,
+        });
+    })
 }
 
 impl Sim {

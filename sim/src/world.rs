@@ -38,7 +38,7 @@ use evloop::{Events, Fd, Time};
 
 use crate::faults::{Decision, FaultConfig, FaultGate, FaultKind, Jitter, ScheduledFault};
 use crate::rng::{unit_of, SimRng};
-use crate::trace::Trace;
+use crate::trace::{LineWriter, Part, Trace};
 use crate::SimBackend;
 
 /// Identifies a host of a simulation (0, 1, 2, …).
@@ -249,7 +249,8 @@ pub struct Stats {
     pub reports: u64,
     /// World events (segments, signals, inputs) applied.
     pub deliveries: u64,
-    /// Callbacks the programs reported through [`crate::SimBackend::count_callback`].
+    /// Callbacks run by the hosts' loops (counted by the simulator, internal callbacks
+    /// included), plus those reported through [`crate::SimBackend::count_callback`].
     pub callbacks: u64,
 }
 
@@ -270,7 +271,17 @@ pub struct World {
     pub(crate) stats: Stats,
     /// Connections touched by a fault (reset, refused, partitioned), by connection number.
     faulted: BTreeSet<u64>,
+    /// Failures recorded during the run ([`World::fail`]).
+    pub(crate) failures: Vec<String>,
+    /// Buffers [`World::scan`] reuses.
+    scratch: Scratch,
 }
+
+type Scratch = (
+    VecDeque<(Fd, Time)>,
+    VecDeque<(Fd, Time)>,
+    Vec<(Ready, Time)>,
+);
 
 impl World {
     pub(crate) fn new(seed: u64, faults: FaultConfig, keep_trace: bool) -> World {
@@ -289,6 +300,8 @@ impl World {
             partitions: BTreeMap::new(),
             stats: Stats::default(),
             faulted: BTreeSet::new(),
+            failures: Vec::new(),
+            scratch: Scratch::default(),
         };
         for (t, f) in w.faults.schedule.clone() {
             w.push(t, Ev::Scheduled(f));
@@ -308,6 +321,11 @@ impl World {
 
     pub(crate) fn decisions(&self) -> &[Decision] {
         self.gate.decisions()
+    }
+
+    /// Takes the decision log out (the run is over).
+    pub(crate) fn take_decisions(&mut self) -> Vec<Decision> {
+        self.gate.take_decisions()
     }
 
     pub(crate) fn faults(&self) -> &FaultConfig {
@@ -330,8 +348,17 @@ impl World {
     /// Records the details of the fault just decided, in the decision log and the trace.
     fn note(&mut self, detail: String) {
         if let Some(d) = self.gate.note(detail) {
-            let line = format!("{} fault {}", self.now.as_micros(), d);
-            self.trace.line(&line);
+            // "{now} fault {d}", written without core::fmt.
+            self.trace.line_with(self.now.as_micros(), None, |w| {
+                w.s("fault #");
+                w.u(d.ordinal);
+                w.s(" at ");
+                w.u(d.at.as_micros());
+                w.s("us: ");
+                w.s(d.kind.name());
+                w.s(" ");
+                w.s(&d.detail);
+            });
         }
     }
 
@@ -345,10 +372,30 @@ impl World {
     }
 
     fn line(&mut self, host: HostId, args: std::fmt::Arguments<'_>) {
-        let mut s = String::with_capacity(48);
-        let _ = write!(s, "{} h{} ", self.now.as_micros(), host);
-        let _ = s.write_fmt(args);
-        self.trace.line(&s);
+        self.trace.line_at(self.now.as_micros(), Some(host), args);
+    }
+
+    /// `"c{conn} {what}"` or `"c{conn} {what} n={n}"`, without core::fmt.
+    fn conn_line(&mut self, host: HostId, conn: u64, what: &str, n: Option<u64>) {
+        self.trace.line_with(self.now.as_micros(), Some(host), |w| {
+            w.s("c");
+            w.u(conn);
+            w.s(" ");
+            w.s(what);
+            if let Some(n) = n {
+                w.s(" n=");
+                w.u(n);
+            }
+        });
+    }
+
+    /// `"{op}{fd}{sep}{n}"` (`read 3 n=22`, `write 5 err=11`), without core::fmt.
+    fn io_line(&mut self, host: HostId, op: &str, fd: Fd, sep: &str, n: i64) {
+        self.trace.line_parts(
+            self.now.as_micros(),
+            Some(host),
+            &[Part::S(op), Part::I(fd.into()), Part::S(sep), Part::I(n)],
+        );
     }
 
     // ----------------------------------------------------------------------------------------
@@ -408,14 +455,14 @@ impl World {
                 if c.closed || c.st != St::SynSent {
                     // The client gave up: answer with RST.
                     let (h, conn) = (c.host, c.conn);
-                    self.line(h, format_args!("c{conn} synack-to-closed"));
+                    self.conn_line(h, conn, "synack-to-closed", None);
                     self.send(client, server, Ev::Rst { to: server }, 0);
                     return;
                 }
                 c.st = St::Established;
                 c.peer = Some(server);
                 let (h, conn) = (c.host, c.conn);
-                self.line(h, format_args!("c{conn} established"));
+                self.conn_line(h, conn, "established", None);
                 self.wake(client, EP_OUT);
             }
             Ev::Refused { client } => {
@@ -424,7 +471,7 @@ impl World {
                     return;
                 }
                 let (h, conn) = (c.host, c.conn);
-                self.line(h, format_args!("c{conn} refused"));
+                self.conn_line(h, conn, "refused", None);
                 self.abort(client, libc::ECONNREFUSED);
             }
             Ev::Data { to, bytes } => {
@@ -436,7 +483,7 @@ impl World {
                 let s = &self.socks[to];
                 let (h, conn, closed, peer) = (s.host, s.conn, s.closed, s.peer);
                 if closed {
-                    self.line(h, format_args!("c{conn} data-to-closed n={n}"));
+                    self.conn_line(h, conn, "data-to-closed", Some(n as u64));
                     if let Some(from) = peer {
                         if self.socks[from].st != St::Closed {
                             self.send(to, from, Ev::Rst { to: from }, 0);
@@ -449,7 +496,7 @@ impl World {
                     return; // reset: dropped
                 }
                 s.recvq.extend(bytes);
-                self.line(h, format_args!("c{conn} arrive n={n}"));
+                self.conn_line(h, conn, "arrive", Some(n as u64));
                 self.wake(to, EP_IN);
             }
             Ev::Fin { to } => {
@@ -459,7 +506,7 @@ impl World {
                 }
                 s.shutdown |= RCV_SHUTDOWN;
                 let (h, conn) = (s.host, s.conn);
-                self.line(h, format_args!("c{conn} fin"));
+                self.conn_line(h, conn, "fin", None);
                 self.wake(to, 0);
             }
             Ev::Rst { to } => {
@@ -468,7 +515,7 @@ impl World {
                     return;
                 }
                 let (h, conn, st) = (s.host, s.conn, s.st);
-                self.line(h, format_args!("c{conn} rst"));
+                self.conn_line(h, conn, "rst", None);
                 let code = if st == St::SynSent {
                     libc::ECONNREFUSED
                 } else {
@@ -484,7 +531,7 @@ impl World {
                     let k = &self.socks[s];
                     if !k.closed && k.st != St::Closed {
                         let h = k.host;
-                        self.line(h, format_args!("c{conn} reset"));
+                        self.conn_line(h, conn, "reset", None);
                         self.abort(s, libc::ECONNRESET);
                     }
                 }
@@ -498,22 +545,20 @@ impl World {
         match f {
             ScheduledFault::Partition { a, b, heal_after } => {
                 let heal = self.now.saturating_add(heal_after);
-                let line = format!(
-                    "{} scheduled partition h{a}-h{b} until {}",
+                self.trace.line_at(
                     self.now.as_micros(),
-                    heal.as_micros()
+                    None,
+                    format_args!("scheduled partition h{a}-h{b} until {}", heal.as_micros()),
                 );
-                self.trace.line(&line);
                 self.partitions.insert((a.min(b), a.max(b)), heal);
             }
             ScheduledFault::ClockJump(d) => {
                 self.now = self.now.saturating_add(d);
-                let line = format!(
-                    "{} scheduled clock-jump {}us",
+                self.trace.line_at(
                     self.now.as_micros(),
-                    d.as_micros()
+                    None,
+                    format_args!("scheduled clock-jump {}us", d.as_micros()),
                 );
-                self.trace.line(&line);
             }
             ScheduledFault::ResetHost(h) => {
                 let victims: Vec<(SockId, SockId)> = (0..self.socks.len())
@@ -849,12 +894,11 @@ impl World {
     /// epoll_wait's scan of the ready list (`ep_send_events`), with the readiness faults.
     pub(crate) fn scan(&mut self, host: HostId, out: &mut Vec<Ready>) {
         let now = self.now;
-        let list = std::mem::take(&mut self.hosts[host].ready);
+        let mut list = std::mem::take(&mut self.hosts[host].ready);
         let maxevents = self.hosts[host].maxevents;
-        let mut rest = VecDeque::new();
-        let mut requeue = VecDeque::new();
-        let mut got: Vec<(Ready, Time)> = Vec::new();
-        for (fd, t) in list {
+        // Scratch buffers kept between scans (a scan runs on every dispatch).
+        let (mut rest, mut requeue, mut got) = std::mem::take(&mut self.scratch);
+        for (fd, t) in list.drain(..) {
             if got.len() == maxevents {
                 rest.push_back((fd, t));
                 continue;
@@ -885,9 +929,10 @@ impl World {
                 requeue.push_back((fd, now));
             }
         }
-        rest.extend(requeue);
+        rest.extend(requeue.drain(..));
         let hn = &mut self.hosts[host];
         hn.ready = rest;
+        let rest = list;
         if got.len() == maxevents && maxevents < MAX_NEVENT {
             hn.maxevents = maxevents * 2;
         }
@@ -928,14 +973,19 @@ impl World {
             }
         }
         if !got.is_empty() {
-            let mut s = String::new();
-            for (r, _) in &got {
-                let _ = write!(s, " {}:{}", r.fd, r.events);
-            }
-            self.line(host, format_args!("ready{s}"));
+            self.trace.line_with(now.as_micros(), Some(host), |w| {
+                w.s("ready");
+                for (r, _) in &got {
+                    w.s(" ");
+                    w.i(r.fd.into());
+                    w.s(":");
+                    events_letters(w, r.events);
+                }
+            });
         }
         self.stats.reports += got.len() as u64;
-        out.extend(got.into_iter().map(|(r, _)| r));
+        out.extend(got.drain(..).map(|(r, _)| r));
+        self.scratch = (rest, requeue, got);
     }
 
     // ----------------------------------------------------------------------------------------
@@ -1181,10 +1231,13 @@ impl World {
     pub(crate) fn read(&mut self, host: HostId, fd: Fd, buf: &mut [u8]) -> io::Result<usize> {
         let r = self.read_inner(host, fd, buf);
         match &r {
-            Ok(n) => self.line(host, format_args!("read {fd} n={n}")),
-            Err(e) => self.line(
+            Ok(n) => self.io_line(host, "read ", fd, " n=", *n as i64),
+            Err(e) => self.io_line(
                 host,
-                format_args!("read {fd} err={}", e.raw_os_error().unwrap_or(0)),
+                "read ",
+                fd,
+                " err=",
+                i64::from(e.raw_os_error().unwrap_or(0)),
             ),
         }
         r
@@ -1245,10 +1298,13 @@ impl World {
     pub(crate) fn write(&mut self, host: HostId, fd: Fd, buf: &[u8]) -> io::Result<usize> {
         let r = self.write_inner(host, fd, buf);
         match &r {
-            Ok(n) => self.line(host, format_args!("write {fd} n={n}")),
-            Err(e) => self.line(
+            Ok(n) => self.io_line(host, "write ", fd, " n=", *n as i64),
+            Err(e) => self.io_line(
                 host,
-                format_args!("write {fd} err={}", e.raw_os_error().unwrap_or(0)),
+                "write ",
+                fd,
+                " err=",
+                i64::from(e.raw_os_error().unwrap_or(0)),
             ),
         }
         r
@@ -1399,7 +1455,11 @@ impl World {
         // Closing the last reference removes the descriptor from the epoll set.
         hn.regs.remove(&fd);
         hn.ready.retain(|&(f, _)| f != fd);
-        self.line(host, format_args!("close {fd}"));
+        self.trace.line_parts(
+            self.now.as_micros(),
+            Some(host),
+            &[Part::S("close "), Part::I(fd.into())],
+        );
         match obj {
             FdObj::SignalPipe => {
                 self.hosts[host].sig_fd = None;
@@ -1504,12 +1564,23 @@ impl World {
             None => return Err(err(libc::EBADF)),
         };
         let Some(s) = self.listeners[l].queue.pop_front() else {
-            self.line(host, format_args!("accept {fd} err={}", libc::EAGAIN));
+            self.io_line(host, "accept ", fd, " err=", libc::EAGAIN.into());
             return Err(err(libc::EAGAIN));
         };
         let nfd = self.attach(host, s);
         let (conn, remote) = (self.socks[s].conn, self.socks[s].remote);
-        self.line(host, format_args!("accept {fd} -> {nfd} c{conn}"));
+        self.trace.line_parts(
+            self.now.as_micros(),
+            Some(host),
+            &[
+                Part::S("accept "),
+                Part::I(fd.into()),
+                Part::S(" -> "),
+                Part::I(nfd.into()),
+                Part::S(" c"),
+                Part::U(conn),
+            ],
+        );
         Ok((nfd, remote))
     }
 
@@ -1641,5 +1712,53 @@ fn check_signal(sig: i32) -> io::Result<usize> {
             io::ErrorKind::InvalidInput,
             format!("signal number {sig} is outside 1..{NSIG}"),
         )),
+    }
+}
+
+impl World {
+    /// Closes `fd` abortively (`SO_LINGER` 0): an established TCP connection sends RST instead
+    /// of FIN, so the peer reads ECONNRESET.
+    pub(crate) fn abort_close(&mut self, host: HostId, fd: Fd) -> io::Result<()> {
+        let s = self.sock_of(host, fd)?;
+        let k = &mut self.socks[s];
+        if k.tcp && k.st == St::Established {
+            if let Some(p) = k.peer {
+                k.st = St::Closed;
+                let conn = k.conn;
+                self.conn_line(host, conn, "abort", None);
+                self.send(s, p, Ev::Rst { to: p }, 0);
+            }
+        }
+        self.close(host, fd)
+    }
+
+    /// Records a failure found during the run (a scripted client's broken expectation, an
+    /// invariant a program checks itself).
+    pub(crate) fn fail(&mut self, msg: String) {
+        self.trace
+            .line_at(self.now.as_micros(), None, format_args!("FAIL {msg}"));
+        self.failures.push(msg);
+    }
+}
+
+/// `events` as its `Display` writes it (`T R W S P E C` letters, `0` if empty).
+fn events_letters(w: &mut LineWriter<'_>, events: Events) {
+    if events.is_empty() {
+        w.s("0");
+        return;
+    }
+    for (flag, c) in [
+        (Events::TIMEOUT, "T"),
+        (Events::READ, "R"),
+        (Events::WRITE, "W"),
+        (Events::SIGNAL, "S"),
+        (Events::PERSIST, "P"),
+        (Events::ET, "E"),
+        (Events::FINALIZE, "F"),
+        (Events::CLOSED, "C"),
+    ] {
+        if events.contains(flag) {
+            w.s(c);
+        }
     }
 }

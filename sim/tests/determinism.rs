@@ -3,7 +3,7 @@
 //! `EVSIM_DETERMINISM_SEEDS` sets the number of seeds per target (default 1000); a failing seed
 //! is printed with the `evsim` command that shows where the two runs part.
 
-use evloop_sim::targets::{self, command, RunOptions, Target};
+use evloop_sim::targets::{self, builtin, command, RunOptions, Target};
 
 fn seeds() -> u64 {
     std::env::var("EVSIM_DETERMINISM_SEEDS")
@@ -47,4 +47,38 @@ fn different_seeds_give_different_runs() {
     let a = t.run(&RunOptions::new(1, "chaos"));
     let b = t.run(&RunOptions::new(2, "chaos"));
     assert_ne!(a.trace.summary(), b.trace.summary());
+}
+
+/// The trace hashes of the text-based tracer before lines were hashed as they are written
+/// (printed by `evsim run` of that build): the same runs give the same hashes and lengths, and
+/// the hash is the FNV-1a of the text itself.
+#[test]
+fn hashes_equal_the_text_based_ones() {
+    let cases = [
+        ("hello-world", 7, "chaos", 341, 0x1534_6d7f_ce46_7811u64),
+        ("hello-world", 42, "chaos", 345, 0x6a76_2a1b_0074_ab9d),
+        ("programs", 11, "chaos", 4128, 0x61f0_6908_f706_23a5),
+        ("programs", 3, "none", 17, 0xbed6_a841_8727_86b9),
+        ("stream", 5, "chaos", 1216, 0x04a2_3966_2a62_6ffc),
+        ("stream", 6, "chaos", 978, 0xc433_bb6d_325c_fb29),
+    ];
+    let targets = builtin();
+    for (name, seed, profile, lines, hash) in cases {
+        let t = targets.iter().find(|t| t.name() == name).unwrap();
+        for keep in [false, true] {
+            let mut o = RunOptions::new(seed, profile);
+            o.keep_trace = keep;
+            let r = t.run(&o);
+            let s = r.trace.summary();
+            assert_eq!((s.lines, s.hash), (lines, hash), "{name} {seed} {profile}");
+            if let Some(text) = r.trace.text() {
+                let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+                for &b in text.as_bytes() {
+                    h ^= u64::from(b);
+                    h = h.wrapping_mul(0x0000_0100_0000_01b3);
+                }
+                assert_eq!(h, hash, "{name}: the hash is the text's");
+            }
+        }
+    }
 }

@@ -75,7 +75,7 @@ impl Target for HelloWorld {
     }
 
     fn run(&self, opts: &RunOptions) -> RunReport {
-        let mut sim = Sim::with_config(&opts.sim_config());
+        let mut sim = opts.sim();
         let state = Rc::new(RefCell::new(State::default()));
         let k = opts.clients;
         state.borrow_mut().clients = (0..k).map(|_| Client::default()).collect();
@@ -207,25 +207,39 @@ impl Target for HelloWorld {
             }
         }
         drop(s);
-        let end = sim.now();
-        RunReport {
-            decisions: sim.decisions(),
-            stats: sim.stats(),
-            trace: sim.take_trace(),
-            failures,
-            end,
-        }
+        RunReport::from_sim(&mut sim, failures)
     }
 }
 
 fn sim_conn_faulted(sim: &Sim, conn: u64) -> bool {
-    sim.world_ref().borrow().conn_faulted(conn)
+    sim.connection_faulted(conn)
 }
 
 fn server_event(base: &mut Base<SimBackend>, st: &Rc<RefCell<State>>, ev: ServerEvent) {
-    base.backend_mut().count_callback();
-    let line = format!("server {ev:?}");
-    base.backend_mut().trace_line(&line);
+    // "server {ev:?}", the frequent variants written without core::fmt (same text).
+    base.backend_mut().trace_with(|w| match &ev {
+        ServerEvent::Accepted { conn, fd } => {
+            w.s("server Accepted { conn: ");
+            w.u(*conn as u64);
+            w.s(", fd: ");
+            w.i(i64::from(*fd));
+            w.s(" }");
+        }
+        ServerEvent::Flushed { conn } | ServerEvent::Closed { conn } => {
+            let name = if matches!(ev, ServerEvent::Flushed { .. }) {
+                "server Flushed { conn: "
+            } else {
+                "server Closed { conn: "
+            };
+            w.s(name);
+            w.u(*conn as u64);
+            w.s(" }");
+        }
+        other => {
+            w.s("server ");
+            w.d(&format_args!("{other:?}"));
+        }
+    });
     let mut s = st.borrow_mut();
     if let Some(v) = check_priority(base, 0, "server callback") {
         s.failures.push(v);
@@ -259,10 +273,9 @@ fn start_client(
     let st2 = st.clone();
     let timer = base.timer_new(move |base, id, _| {
         let st = &st2;
-        base.backend_mut().count_callback();
         let now = base.now();
-        let line = format!("client {i} start");
-        base.backend_mut().trace_line(&line);
+        base.backend_mut()
+            .trace_args(format_args!("client {i} start"));
         if now < deadline {
             st.borrow_mut().failures.push(format!(
                 "client {i}'s start timer fired at {}us, before its deadline {}us",
@@ -302,7 +315,7 @@ fn connect_client(
     // The peer-close fault: this client will close after this many bytes (0: at once).
     let early = base
         .backend_mut()
-        .decide_fault(FaultKind::PeerClose, &format!("client {i}"))
+        .decide_fault_with(FaultKind::PeerClose, || format!("client {i}"))
         .map(|x| (x % (MESSAGE.len() as u64)) as usize);
     st.borrow_mut().clients[i].early_close = early;
     let st_r = st.clone();
@@ -311,23 +324,27 @@ fn connect_client(
         base,
         Some(Box::new(
             move |base: &mut Base<SimBackend>, bev: BufferEvent| {
-                base.backend_mut().count_callback();
-                let mut data = vec![0u8; 4096];
-                let n = bev.read(base, &mut data).unwrap_or(0);
-                data.truncate(n);
-                let line = format!("client {i} read {n}");
-                base.backend_mut().trace_line(&line);
+                // The message is 22 bytes; a larger read takes what the input holds.
+                let mut buf = [0u8; 256];
+                let n = bev.read(base, &mut buf).unwrap_or(0);
+                let data = &buf[..n];
+                base.backend_mut().trace_with(|w| {
+                    w.s("client ");
+                    w.u(i as u64);
+                    w.s(" read ");
+                    w.u(n as u64);
+                });
                 let mut s = st_r.borrow_mut();
                 if let Some(v) = check_priority(base, 0, "client read callback") {
                     s.failures.push(v);
                 }
                 let c = &mut s.clients[i];
-                c.got.extend_from_slice(&data);
+                c.got.extend_from_slice(data);
                 if c.early_close.is_some_and(|k| c.got.len() >= k) && c.ends.is_empty() {
                     c.ends.push(End::ClosedEarly);
                     drop(s);
                     base.backend_mut()
-                        .trace_line(&format!("client {i} closes early"));
+                        .trace_args(format_args!("client {i} closes early"));
                     let _ = bev.free(base);
                 }
             },
@@ -335,9 +352,8 @@ fn connect_client(
         None,
         Some(Box::new(
             move |base: &mut Base<SimBackend>, bev: BufferEvent, what: BevEvents| {
-                base.backend_mut().count_callback();
-                let line = format!("client {i} event {what:?}");
-                base.backend_mut().trace_line(&line);
+                base.backend_mut()
+                    .trace_args(format_args!("client {i} event {what:?}"));
                 let mut s = st_e.borrow_mut();
                 if let Some(v) = check_priority(base, 0, "client event callback") {
                     s.failures.push(v);
@@ -352,7 +368,7 @@ fn connect_client(
                         c.ends.push(End::ClosedEarly);
                         drop(s);
                         base.backend_mut()
-                            .trace_line(&format!("client {i} closes early"));
+                            .trace_args(format_args!("client {i} closes early"));
                         let _ = bev.free(base);
                     }
                     return;

@@ -281,7 +281,6 @@ fn on_fire(
     ev: usize,
     what: Events,
 ) {
-    base.backend_mut().count_callback();
     let spec = &p.events[ev];
     let pri = spec.priority.min(p.priorities - 1);
     let now = base.now();
@@ -291,7 +290,7 @@ fn on_fire(
         tr.calls[ev]
     };
     base.backend_mut()
-        .trace_line(&format!("cb e{ev} #{call} {what} pri={pri}"));
+        .trace_args(format_args!("cb e{ev} #{call} {what} pri={pri}"));
     {
         let mut tr = t.borrow_mut();
         // libevent's signal closure makes its `ncalls` calls back to back without looking at
@@ -299,7 +298,8 @@ fn on_fire(
         // the first call of a run of repetitions is checked.
         let repeat = matches!(spec.watch, Watch::Signal(_)) && tr.last == Some((ev, now));
         tr.last = Some((ev, now));
-        let violation = if repeat {
+        // The name is only formatted when there is a violation to describe.
+        let violation = if repeat || base.first_active_priority().is_none_or(|p| p >= pri) {
             None
         } else {
             check_priority(base, pri, &format!("event e{ev}"))
@@ -475,6 +475,10 @@ impl Target for Programs {
     fn run(&self, opts: &RunOptions) -> RunReport {
         // The program comes from its own stream of the seed, so the faults do not change it.
         let program = Program::generate(&mut SimRng::new(opts.seed ^ 0x005e_ed0f_9e09));
-        run_program(&program, &opts.sim_config(), opts.core_fault.as_deref())
+        let mut r = run_program(&program, &opts.sim_config(), opts.core_fault.as_deref());
+        if let Err(e) = opts.check() {
+            r.failures.insert(0, e);
+        }
+        r
     }
 }

@@ -203,6 +203,9 @@ impl Target for ScenarioTarget {
         let a = self.run_once(opts, opts.keep_trace);
         let b = self.run_once(opts, false);
         let mut report = a.report;
+        if let Err(e) = opts.check() {
+            report.failures.insert(0, e);
+        }
         match &a.result {
             Err(e) => report.failures.insert(0, format!("run failed: {e}")),
             Ok(text) => {

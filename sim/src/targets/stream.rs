@@ -20,7 +20,7 @@ use evloop::{
 };
 
 use super::{apply_core_fault, check_priority, RunOptions, RunReport, Target};
-use crate::sim::{HostStatus, Sim};
+use crate::sim::HostStatus;
 use crate::world::host_addr;
 use crate::SimBackend;
 
@@ -64,7 +64,7 @@ impl Target for Stream {
     }
 
     fn run(&self, opts: &RunOptions) -> RunReport {
-        let mut sim = Sim::with_config(&opts.sim_config());
+        let mut sim = opts.sim();
         let st = Rc::new(RefCell::new(State::default()));
         let k = opts.clients;
         st.borrow_mut().clients = (0..k).map(|_| ClientState::default()).collect();
@@ -180,14 +180,7 @@ impl Target for Stream {
             }
         }
         drop(s);
-        let end = sim.now();
-        RunReport {
-            decisions: sim.decisions(),
-            stats: sim.stats(),
-            trace: sim.take_trace(),
-            failures,
-            end,
-        }
+        RunReport::from_sim(&mut sim, failures)
     }
 }
 
@@ -212,11 +205,10 @@ fn sink_accept(base: &mut Base<SimBackend>, st: &Rc<RefCell<State>>, fd: Fd) {
         base,
         Some(Box::new(
             move |base: &mut Base<SimBackend>, bev: BufferEvent| {
-                base.backend_mut().count_callback();
                 let mut buf = vec![0u8; 8192];
                 let n = bev.read(base, &mut buf).unwrap_or(0);
                 base.backend_mut()
-                    .trace_line(&format!("sink c{conn} read {n}"));
+                    .trace_args(format_args!("sink c{conn} read {n}"));
                 let mut s = sr.borrow_mut();
                 if let Some(v) = check_priority(base, 0, "sink read") {
                     s.failures.push(v);
@@ -229,9 +221,8 @@ fn sink_accept(base: &mut Base<SimBackend>, st: &Rc<RefCell<State>>, fd: Fd) {
         None,
         Some(Box::new(
             move |base: &mut Base<SimBackend>, bev: BufferEvent, what: BevEvents| {
-                base.backend_mut().count_callback();
                 base.backend_mut()
-                    .trace_line(&format!("sink c{conn} event {what:?}"));
+                    .trace_args(format_args!("sink c{conn} event {what:?}"));
                 // Whatever is still in the input was read too.
                 let mut rest = vec![0u8; 65536];
                 let n = bev.read(base, &mut rest).unwrap_or(0);
@@ -281,13 +272,13 @@ fn connect(base: &mut Base<SimBackend>, st: &Rc<RefCell<State>>, c: usize, serve
         None,
         Some(Box::new(
             move |base: &mut Base<SimBackend>, bev: BufferEvent| {
-                base.backend_mut().count_callback();
                 // The output drained: once everything was handed over, close.
                 let s = sw.borrow();
                 let done = s.clients[c].sent == s.clients[c].total;
                 drop(s);
                 if done && bev.output(base).map_or(0, |o| o.len()) == 0 {
-                    base.backend_mut().trace_line(&format!("client {c} done"));
+                    base.backend_mut()
+                        .trace_args(format_args!("client {c} done"));
                     sw.borrow_mut().clients[c].ends.push("done".into());
                     let _ = bev.free(base);
                 }
@@ -295,9 +286,8 @@ fn connect(base: &mut Base<SimBackend>, st: &Rc<RefCell<State>>, c: usize, serve
         )),
         Some(Box::new(
             move |base: &mut Base<SimBackend>, bev: BufferEvent, what: BevEvents| {
-                base.backend_mut().count_callback();
                 base.backend_mut()
-                    .trace_line(&format!("client {c} event {what:?}"));
+                    .trace_args(format_args!("client {c} event {what:?}"));
                 let fd = bev.fd(base).unwrap_or(-1);
                 let conn = base.backend().connection_of(fd);
                 if conn.is_some() {
@@ -342,7 +332,7 @@ fn schedule_chunk(
         let chunk: Vec<u8> = (sent..sent + n).map(|i| pattern(c, i)).collect();
         s.borrow_mut().clients[c].sent += n;
         base.backend_mut()
-            .trace_line(&format!("client {c} writes {n}"));
+            .trace_args(format_args!("client {c} writes {n}"));
         let _ = bev.write(base, &chunk);
         if sent + n < total {
             schedule_chunk(base, &s, c, bev);
