@@ -306,7 +306,7 @@ fn new_base(cfg: &CConfig) -> *mut CBase {
         c.no_cache_time = cfg.flags & FLAG_NO_CACHE_TIME != 0;
         c.precise_timer = precise;
         if !ignore_env && env_set("EVENT_SHOW_METHOD") {
-            crate::log_warn(&format!("libevent using: {name}"));
+            crate::log_msg(&format!("libevent using: {name}"));
         }
         let cb = Box::new(CBase {
             base: UnsafeCell::new(Base::with_config(backend, &c)),

@@ -83,22 +83,34 @@ pub type event_log_cb = Option<unsafe extern "C" fn(c_int, *const c_char)>;
 
 static LOG_CB: std::sync::Mutex<event_log_cb> = std::sync::Mutex::new(None);
 
+/// `EVENT_LOG_MSG`.
+pub(crate) const LOG_MSG: c_int = 1;
 /// `EVENT_LOG_WARN`.
 pub(crate) const LOG_WARN: c_int = 2;
 
 /// Logs like libevent's `event_warnx`: to the callback set with `event_set_log_callback`, or
 /// `[warn] msg` on stderr.
 pub(crate) fn log_warn(msg: &str) {
+    log(LOG_WARN, msg)
+}
+
+/// Logs like libevent's `event_msgx` (`[msg] msg`).
+pub(crate) fn log_msg(msg: &str) {
+    log(LOG_MSG, msg)
+}
+
+fn log(severity: c_int, msg: &str) {
     let cb = LOG_CB.lock().map(|g| *g).unwrap_or(None);
     match cb {
         Some(f) => {
             let c = std::ffi::CString::new(msg.replace('\0', " ")).unwrap_or_default();
             // SAFETY: the user's log callback takes a severity and a NUL-terminated string that
             // lives for the call.
-            unsafe { f(LOG_WARN, c.as_ptr()) }
+            unsafe { f(severity, c.as_ptr()) }
         }
         None => {
-            let _ = writeln!(std::io::stderr(), "[warn] {msg}");
+            let tag = if severity == LOG_MSG { "msg" } else { "warn" };
+            let _ = writeln!(std::io::stderr(), "[{tag}] {msg}");
         }
     }
 }
