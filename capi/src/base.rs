@@ -125,7 +125,7 @@ pub(crate) fn clock_diff(b: &mut Base<B>) -> i64 {
     };
     // SAFETY: `tv` is a writable timeval; the timezone may be NULL.
     unsafe { libc::gettimeofday(&mut tv, ptr::null_mut()) };
-    let wall = tv.tv_sec as i64 * 1_000_000 + tv.tv_usec as i64;
+    let wall = tv.tv_sec * 1_000_000 + tv.tv_usec;
     let mono = b.backend_mut().now().as_micros() as i64;
     wall - mono
 }

@@ -14,7 +14,9 @@ use crate::UserArg;
 /// `struct evbuffer`.
 pub struct CBuf {
     pub(crate) kind: Kind,
-    /// Callbacks added with `evbuffer_add_cb` (boxed: C holds pointers to the entries).
+    /// Callbacks added with `evbuffer_add_cb` (boxed: C holds pointers to the entries, which
+    /// must not move when the vector grows).
+    #[allow(clippy::vec_box)]
     cbs: Vec<Box<CbEntry>>,
     /// The space handed out by `evbuffer_reserve_space`, waiting for `evbuffer_commit_space`.
     reserved: Vec<u8>,
@@ -158,7 +160,9 @@ ffi! {
 ffi! {
     /// `evbuffer_free`: frees a buffer from `evbuffer_new` (a bufferevent's are not freed).
     fn evbuffer_free(b: *mut CBuf) {
-        nonnull!(b, ());
+        if b.is_null() {
+            return;
+        }
         // SAFETY: `b` is a live buffer.
         if matches!(unsafe { &(*b).kind }, Kind::Owned(_)) {
             // SAFETY: owned buffers come from Box::into_raw in evbuffer_new.

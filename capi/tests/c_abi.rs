@@ -167,6 +167,9 @@ fn a_stub_names_itself_and_aborts() {
     assert_eq!(String::from_utf8_lossy(&real.stdout), "before\nafter\n");
 }
 
+/// Environment variables for one run.
+type Env<'a> = Vec<(&'a str, &'a std::ffi::OsStr)>;
+
 /// What one run of the hello-world server shows.
 #[derive(Debug, PartialEq, Eq)]
 struct Run {
@@ -270,7 +273,7 @@ fn c_hello_world_runs_identically_on_libevent_and_on_evloop() {
     let on = std::ffi::OsStr::new("1");
     const CLIENTS: usize = 4;
     // (label, on evloop, the environment choosing the method)
-    let runs: Vec<(&str, bool, Vec<(&str, &std::ffi::OsStr)>)> = vec![
+    let runs: Vec<(&str, bool, Env)> = vec![
         ("libevent-epoll", false, vec![]),
         ("libevent-poll", false, vec![("EVENT_NOEPOLL", on)]),
         (
