@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Memory check of evloop's C ABI under valgrind memcheck: the conformance player over the
-# scenario corpus on epoll, poll and select, then the C hello-world with clients and a SIGINT.
+# scenario corpus on epoll, poll and select, the C API tour (capi/tests/c/api_tour.c), then the
+# C hello-world with clients and a SIGINT.
 # Any memcheck error or leak (definite, indirect or possible) fails the run.
 #
 #   bash capi/valgrind.sh                 # the whole corpus (about 6 minutes on 2 cores)
@@ -15,6 +16,7 @@ ln -s "$PWD/target/release/libevloop_capi.so" "$work/libevent-2.1.so.7"
 ln -s "$PWD/target/release/libevloop_capi.so" "$work/libevent_core-2.1.so.7"
 cc -std=gnu11 -O1 -g -o "$work/player" conformance/player/player.c -levent -ldl -rdynamic
 cc -O1 -g -o "$work/hello_world" examples/c/hello_world.c -levent
+cc -O1 -g -o "$work/api_tour" capi/tests/c/api_tour.c -levent
 vg=(valgrind -q --leak-check=full --show-leak-kinds=definite,indirect,possible
     --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99)
 
@@ -37,6 +39,13 @@ for f in "${scenarios[@]}"; do
   done
 done
 echo "memcheck: the player on evloop's C ABI is clean: ${#scenarios[@]} scenarios x 3 methods ($runs runs)"
+
+if ! LD_LIBRARY_PATH="$work" "${vg[@]}" "$work/api_tour" > /dev/null 2> "$work/err"; then
+  echo "memcheck: api_tour failed:" >&2
+  cat "$work/err" >&2
+  exit 1
+fi
+echo "memcheck: capi/tests/c/api_tour.c on evloop's C ABI is clean"
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 LD_LIBRARY_PATH="$work" "${vg[@]}" "$work/hello_world" "$port" > "$work/hw.out" 2> "$work/hw.err" &

@@ -345,3 +345,48 @@ fn c_hello_world_runs_identically_on_libevent_and_on_evloop() {
         );
     }
 }
+
+#[test]
+fn api_tour_prints_the_same_on_libevent_and_on_evloop() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = include_str!("c/api_tour.c");
+    let Some(exe) = need(compile(dir.path(), "api_tour", src)) else {
+        return;
+    };
+    let libs = lib_dir();
+    let run = |evloop: bool| {
+        let mut cmd = Command::new(&exe);
+        cmd.env_remove("LD_LIBRARY_PATH")
+            .env_remove("EVENT_NOEPOLL")
+            .env_remove("EVENT_NOPOLL")
+            .env_remove("EVLOOP_BACKEND");
+        if evloop {
+            cmd.env("LD_LIBRARY_PATH", libs.path());
+        }
+        let out = cmd.output().expect("run api_tour");
+        assert!(
+            out.status.success(),
+            "{:?} {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8")
+    };
+    let theirs = run(false);
+    let ours = run(true);
+    assert!(
+        theirs.ends_with("end\n") && theirs.lines().count() > 60,
+        "{theirs}"
+    );
+    let diff: Vec<(usize, &str, &str)> = theirs
+        .lines()
+        .zip(ours.lines())
+        .enumerate()
+        .filter(|(_, (a, b))| a != b)
+        .map(|(i, (a, b))| (i + 1, a, b))
+        .collect();
+    assert!(
+        diff.is_empty() && theirs.lines().count() == ours.lines().count(),
+        "line, libevent, evloop: {diff:?}\n--- evloop:\n{ours}"
+    );
+}
