@@ -848,3 +848,33 @@ ffi! {
         unsafe { event_base_once(current_base(), fd, events, cb, arg, tv) }
     }
 }
+
+/// libevent's `event_fatal_cb`.
+pub type event_fatal_cb = Option<unsafe extern "C" fn(c_int)>;
+
+ffi! {
+    /// `event_set_fatal_callback`: accepted; evloop never calls it (its fatal errors are
+    /// panics, which abort with a message naming the function).
+    fn event_set_fatal_callback(_cb: event_fatal_cb) {}
+}
+
+ffi! {
+    /// `event_enable_debug_mode`: accepted; evloop's handles are always checked (a stale or
+    /// foreign `struct event` is refused, not used).
+    fn event_enable_debug_mode() {}
+}
+
+ffi! {
+    /// `event_disable_debug_mode`: accepted (see `event_enable_debug_mode`).
+    fn event_disable_debug_mode() {}
+}
+
+ffi! {
+    /// `event_enable_debug_logging`: accepted; evloop has no debug log.
+    fn event_enable_debug_logging(_which: u32) {}
+}
+
+ffi! {
+    /// `libevent_global_shutdown`: evloop keeps no global state that needs freeing; no-op.
+    fn libevent_global_shutdown() {}
+}
