@@ -6,7 +6,6 @@
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use crate::check::{Loaded, Runner};
 use crate::fixture;
@@ -59,9 +58,9 @@ impl LibDir {
     }
 }
 
-/// Finds (building it if needed) evloop's C ABI library: `$EVLOOP_CAPI_LIB` if set, otherwise
-/// `cargo build -p evloop-capi` in this workspace with the profile of the running executable
-/// and the library next to it (`target/<profile>/libevloop_capi.so`).
+/// Finds evloop's C ABI library: `$EVLOOP_CAPI_LIB` if set, otherwise `libevloop_capi.so` next
+/// to the running executable (in `target/<profile>/` or its `deps/`, the newer of the two:
+/// evloop-conformance depends on evloop-capi, so cargo builds it with `evconform`).
 pub fn find_library() -> Result<PathBuf, String> {
     if let Some(p) = std::env::var_os("EVLOOP_CAPI_LIB").filter(|p| !p.is_empty()) {
         return Ok(PathBuf::from(p));
@@ -74,32 +73,17 @@ pub fn find_library() -> Result<PathBuf, String> {
     if dir.file_name().is_some_and(|n| n == "deps") {
         dir.pop();
     }
-    let release = dir.file_name().is_some_and(|n| n == "release");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let manifest = crate::default_scenarios_dir()
-        .join("../../Cargo.toml")
-        .canonicalize()
-        .map_err(|e| format!("workspace manifest: {e}"))?;
-    let mut cmd = Command::new(&cargo);
-    cmd.args(["build", "-q", "-p", "evloop-capi", "--manifest-path"])
-        .arg(&manifest);
-    if release {
-        cmd.arg("--release");
-    }
-    let st = cmd
-        .status()
-        .map_err(|e| format!("cannot run cargo to build evloop-capi: {e}"))?;
-    if !st.success() {
-        return Err(format!("building evloop-capi failed ({st})"));
-    }
-    let lib = dir.join("libevloop_capi.so");
-    if !lib.exists() {
-        return Err(format!(
-            "{} does not exist after building evloop-capi (a CARGO_TARGET_DIR elsewhere? set EVLOOP_CAPI_LIB)",
-            lib.display()
-        ));
-    }
-    Ok(lib)
+    [dir.join("libevloop_capi.so"), dir.join("deps/libevloop_capi.so")]
+        .into_iter()
+        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+        .max_by_key(|(t, _)| *t)
+        .map(|(_, p)| p)
+        .ok_or_else(|| {
+            format!(
+                "libevloop_capi.so not found in {} (cargo build -p evloop-capi, or set EVLOOP_CAPI_LIB)",
+                dir.display()
+            )
+        })
 }
 
 /// Runs scenarios on the player loaded with evloop's C ABI library (`capi-*`).
