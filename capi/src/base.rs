@@ -368,6 +368,7 @@ fn free_base(p: *mut CBase) {
         drop(unsafe { Box::from_raw(b) });
     }
     crate::listener::free_all(p);
+    crate::event::forget_base(p);
     // SAFETY: `p` came from Box::into_raw in new_base and is freed once.
     drop(unsafe { Box::from_raw(p) });
 }

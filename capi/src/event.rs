@@ -2,8 +2,10 @@
 //! memory (`event_assign`) or `calloc`'d memory (`event_new`). It names the base and the evloop
 //! event; the callback and its argument are kept for the `event_get_*` accessors.
 
+use std::collections::BTreeMap;
 use std::ffi::{c_int, c_short, c_void};
 use std::ptr;
+use std::sync::Mutex;
 
 use evloop::{EventId, Events, Timeout};
 
@@ -39,16 +41,41 @@ const _: () = assert!(std::mem::align_of::<CEvent>() <= 8);
 /// The address `event_self_cbarg` returns.
 static SELF_CBARG: u8 = 0;
 
-/// The record at `ev`, if it holds one of a live base.
+/// Every `struct event` address holding an assigned event: (its base, its evloop id). Validity
+/// is decided here, so memory that was never assigned (uninitialised caller memory) is never
+/// read, and a record the caller overwrote is not trusted.
+static ASSIGNED: Mutex<BTreeMap<usize, (usize, EventId)>> = Mutex::new(BTreeMap::new());
+
+fn lookup(ev: *const CEvent) -> Option<(usize, EventId)> {
+    ASSIGNED.lock().ok()?.get(&crate::addr(ev)).copied()
+}
+
+fn forget(ev: *const CEvent) {
+    if let Ok(mut m) = ASSIGNED.lock() {
+        m.remove(&crate::addr(ev));
+    }
+}
+
+/// Forgets every event of a base being freed.
+pub(crate) fn forget_base(base: *const CBase) {
+    if let Ok(mut m) = ASSIGNED.lock() {
+        m.retain(|_, (b, _)| *b != crate::addr(base));
+    }
+}
+
+/// The record at `ev`, if `ev` holds an event of a live base.
 ///
 /// # Safety
 /// `ev` is NULL or points at `STRUCT_EVENT_SIZE` readable, 8-aligned bytes.
 pub(crate) unsafe fn get<'a>(ev: *mut CEvent) -> Option<(&'a CEvent, &'a CBase)> {
-    // SAFETY: the caller's contract: the memory is readable as a CEvent (all fields are plain
-    // data for which any bit pattern but the callback's is valid; the callback is read only
-    // after the magic matched).
+    let (base, id) = lookup(ev)?;
+    if !is_live(base as *const CBase) {
+        return None;
+    }
+    // SAFETY: `ev` was assigned by us (it is registered), so the record was written by
+    // `assign`; it is checked against the registry before use.
     let e = unsafe { ev.as_ref()? };
-    if e.magic != MAGIC || !is_live(e.base) {
+    if e.magic != MAGIC || crate::addr(e.base) != base || e.id != id {
         return None;
     }
     // SAFETY: the base is live (checked above).
@@ -73,13 +100,18 @@ unsafe fn assign(
     let Some(c) = (unsafe { cbase(base) }) else {
         return -1;
     };
-    // Memory that still holds an event of a live base: that event is replaced.
-    // SAFETY: `ev` is readable (the caller's contract).
-    if let Some((old, ob)) = unsafe { get(ev) } {
-        let id = old.id;
-        ob.with(|b| {
-            let _ = b.free(id);
-        });
+    // Memory that still holds an event of a live base (assigned again, or reused after the
+    // program freed it without `event_free`): that event is freed in its base.
+    if let Some((ob, id)) = lookup(ev) {
+        forget(ev);
+        if is_live(ob as *const CBase) {
+            // SAFETY: the base is live.
+            if let Some(ob) = unsafe { cbase(ob as *mut CBase) } {
+                ob.with(|b| {
+                    let _ = b.free(id);
+                });
+            }
+        }
     }
     if arg == ptr::addr_of!(SELF_CBARG) as UserArg {
         arg = ev.cast();
@@ -113,6 +145,9 @@ unsafe fn assign(
             arg,
         })
     };
+    if let Ok(mut m) = ASSIGNED.lock() {
+        m.insert(crate::addr(ev), (crate::addr(base), id));
+    }
     0
 }
 
@@ -184,6 +219,7 @@ ffi! {
             c.with(|b| {
                 let _ = b.free(id);
             });
+            forget(ev);
             // SAFETY: `ev` is writable; the record is cleared so the memory is no event.
             unsafe { (*ev).magic = 0 };
             if heap {
@@ -203,6 +239,7 @@ ffi! {
             c.with(|b| {
                 let _ = b.free(id);
             });
+            forget(ev);
             // SAFETY: `ev` is writable.
             unsafe { (*ev).magic = 0 };
         }

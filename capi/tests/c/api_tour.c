@@ -157,6 +157,15 @@ static void tour_events(void)
 	printf("assignment base=%d fd=%d what=%d cb=%d arg=%s\n", eb == base, (int)fd, what,
 	       cb == count_cb, (const char *)arg);
 
+	/* uninitialised heap memory, assigned twice, then freed without event_free */
+	{
+		struct event *m = malloc(event_get_struct_event_size());
+		event_assign(m, base, -1, 0, count_cb, "malloc");
+		event_assign(m, base, -1, EV_PERSIST, count_cb, "malloc2");
+		printf("malloc'd initialized=%d events=%d\n", event_initialized(m), event_get_events(m));
+		event_del(m);
+		free(m);
+	}
 	ev = event_new(base, -1, EV_PERSIST, count_cb, "persist");
 	printf("get_fd=%d events=%d base=%d prio=%d\n", (int)event_get_fd(ev), event_get_events(ev),
 	       event_get_base(ev) == base, event_get_priority(ev));
