@@ -128,6 +128,32 @@ fn exports_exactly_libevents_symbols() {
         not_in_ours.is_empty(),
         "libevent_core symbols missing: {not_in_ours:?}"
     );
+    // The clock and the waits are imported from libc as dynamic symbols (no raw syscalls),
+    // so a program's interposed definitions apply to evloop too (the conformance player's
+    // virtual clock relies on this).
+    let out = Command::new("nm")
+        .args(["-D", "--undefined-only"])
+        .arg(our_library())
+        .output()
+        .expect("nm --undefined-only");
+    let imports = String::from_utf8_lossy(&out.stdout);
+    for f in [
+        "clock_gettime",
+        "gettimeofday",
+        "getpid",
+        "epoll_wait",
+        "poll",
+        "select",
+        "timerfd_settime",
+    ] {
+        assert!(
+            imports.lines().any(|l| l
+                .split_whitespace()
+                .nth(1)
+                .is_some_and(|n| n == f || n.starts_with(&format!("{f}@")))),
+            "{f} is not imported from libc:\n{imports}"
+        );
+    }
     // …and the library carries libevent's soname.
     let out = Command::new("readelf")
         .arg("-d")
