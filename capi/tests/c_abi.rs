@@ -202,6 +202,8 @@ struct Run {
     /// Which event library the process mapped: `evloop` or `libevent`.
     library: &'static str,
     stdout: String,
+    /// `EVENT_SHOW_METHOD`'s line: the method the base chose.
+    stderr: String,
     answers: Vec<Vec<u8>>,
     code: Option<i32>,
 }
@@ -233,7 +235,9 @@ fn serve(exe: &Path, env: &[(&str, &std::ffi::OsStr)], clients: usize) -> Run {
     }
     let mut child = cmd
         .arg(port.to_string())
+        .env("EVENT_SHOW_METHOD", "1")
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("start the server");
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
@@ -278,10 +282,18 @@ fn serve(exe: &Path, env: &[(&str, &std::ffi::OsStr)], clients: usize) -> Run {
         .expect("stdout")
         .read_to_string(&mut stdout)
         .expect("read stdout");
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("read stderr");
     let status = child.wait().expect("wait");
     Run {
         library,
         stdout,
+        stderr,
         answers,
         code: status.code(),
     }
@@ -358,8 +370,16 @@ fn c_hello_world_runs_identically_on_libevent_and_on_evloop() {
             "libevent"
         };
         assert_eq!(run.library, want, "{label} ran on the wrong library");
+        // The same method as libevent with the same environment (mio: the one evloop adds).
+        let method = label.rsplit('-').next().unwrap_or_default();
+        assert_eq!(
+            run.stderr,
+            format!("[msg] libevent using: {method}\n"),
+            "{label}: method chosen"
+        );
         let Run {
             library: _,
+            stderr: _,
             stdout,
             answers,
             code,
