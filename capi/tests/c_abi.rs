@@ -59,6 +59,11 @@ fn lib_dir() -> tempfile::TempDir {
 
 /// Compiles `src` (C) against libevent with `-levent` into `dir`.
 fn compile(dir: &Path, name: &str, src: &str) -> Result<PathBuf, String> {
+    compile_with(dir, name, src, "-levent")
+}
+
+/// Compiles `src` (C) against libevent, linked with `lib` (`-levent` or `-levent_core`).
+fn compile_with(dir: &Path, name: &str, src: &str, lib: &str) -> Result<PathBuf, String> {
     let c = dir.join(format!("{name}.c"));
     std::fs::write(&c, src).map_err(|e| e.to_string())?;
     let exe = dir.join(name);
@@ -67,12 +72,12 @@ fn compile(dir: &Path, name: &str, src: &str) -> Result<PathBuf, String> {
         .args(["-O1", "-Wall", "-o"])
         .arg(&exe)
         .arg(&c)
-        .arg("-levent")
+        .arg(lib)
         .output()
         .map_err(|e| format!("cannot run {cc}: {e}"))?;
     if !out.status.success() {
         return Err(format!(
-            "{cc} {name}.c -levent failed:\n{}",
+            "{cc} {name}.c {lib} failed:\n{}",
             String::from_utf8_lossy(&out.stderr)
         ));
     }
@@ -399,9 +404,17 @@ fn api_tour_prints_the_same_on_libevent_and_on_evloop() {
     let Some(exe) = need(compile(dir.path(), "api_tour", src)) else {
         return;
     };
+    let Some(core_exe) = need(compile_with(
+        dir.path(),
+        "api_tour_core",
+        src,
+        "-levent_core",
+    )) else {
+        return;
+    };
     let libs = lib_dir();
-    let run = |evloop: bool| {
-        let mut cmd = Command::new(&exe);
+    let run = |exe: &Path, evloop: bool| {
+        let mut cmd = Command::new(exe);
         cmd.env_remove("LD_LIBRARY_PATH")
             .env_remove("EVENT_NOEPOLL")
             .env_remove("EVENT_NOPOLL")
@@ -418,8 +431,24 @@ fn api_tour_prints_the_same_on_libevent_and_on_evloop() {
         );
         String::from_utf8(out.stdout).expect("utf-8")
     };
-    let theirs = run(false);
-    let ours = run(true);
+    let theirs = run(&exe, false);
+    let ours = run(&exe, true);
+    // Linked with -levent_core, the binary asks for libevent_core-2.1.so.7: the same library.
+    assert_eq!(run(&core_exe, true), ours, "-levent_core on evloop");
+    let loaded = Command::new(&core_exe)
+        .env("LD_LIBRARY_PATH", libs.path())
+        .env("LD_DEBUG", "files")
+        .output()
+        .expect("run with LD_DEBUG");
+    let init = format!(
+        "calling init: {}",
+        libs.path().join("libevent_core-2.1.so.7").display()
+    );
+    assert!(
+        String::from_utf8_lossy(&loaded.stderr).contains(&init),
+        "the -levent_core binary did not load evloop's library"
+    );
+    assert_eq!(run(&core_exe, false), theirs, "-levent_core on libevent");
     assert!(
         theirs.ends_with("end\n") && theirs.lines().count() > 60,
         "{theirs}"
