@@ -547,3 +547,11 @@ ffi! {
         b
     }
 }
+
+ffi! {
+    /// `bufferevent_socket_get_dns_error`: 0 (evloop resolves no names).
+    fn bufferevent_socket_get_dns_error(bev: *mut CBev) -> c_int {
+        nonnull!(bev, -1);
+        0
+    }
+}

@@ -999,3 +999,47 @@ ffi! {
         0
     }
 }
+
+ffi! {
+    /// `evbuffer_add_file`: appends `length` bytes of `fd` from `offset` (negative length: to
+    /// the end) and closes `fd`, which the buffer owns. evloop reads the bytes at once (libevent
+    /// may send them later with `sendfile`); 0 or -1.
+    fn evbuffer_add_file(b: *mut CBuf, fd: c_int, offset: i64, length: i64) -> c_int {
+        // SAFETY: `b` is NULL or live.
+        let Some(bb) = (unsafe { buf(b) }) else {
+            return -1;
+        };
+        let mut data = Vec::new();
+        let mut chunk = vec![0u8; 65536];
+        let mut off = offset;
+        let mut ok = true;
+        while length < 0 || (data.len() as i64) < length {
+            let want = if length < 0 {
+                chunk.len()
+            } else {
+                chunk.len().min((length - data.len() as i64) as usize)
+            };
+            // SAFETY: `chunk` is writable for `want` bytes.
+            let r = unsafe { libc::pread(fd, chunk.as_mut_ptr().cast(), want, off) };
+            if r < 0 {
+                ok = false;
+                break;
+            }
+            if r == 0 {
+                ok = length < 0;
+                break;
+            }
+            data.extend_from_slice(&chunk[..r as usize]);
+            off += r as i64;
+        }
+        // SAFETY: the buffer owns `fd` (libevent's contract) and is done with it.
+        unsafe { libc::close(fd) };
+        if !ok {
+            return -1;
+        }
+        match bb.modify(|e| e.add(&data)) {
+            Some(Ok(())) => 0,
+            _ => -1,
+        }
+    }
+}

@@ -388,3 +388,28 @@ ffi! {
         0
     }
 }
+
+ffi! {
+    /// `evutil_getaddrinfo`: `getaddrinfo(3)` (on Linux `struct evutil_addrinfo` is
+    /// `struct addrinfo` and the `EVUTIL_EAI_*` codes are the `EAI_*` codes).
+    fn evutil_getaddrinfo(
+        node: *const c_char,
+        service: *const c_char,
+        hints: *const libc::addrinfo,
+        res: *mut *mut libc::addrinfo,
+    ) -> c_int {
+        nonnull!(res, libc::EAI_FAIL);
+        // SAFETY: the caller's strings and structures, as getaddrinfo documents them.
+        unsafe { libc::getaddrinfo(node, service, hints, res) }
+    }
+}
+
+ffi! {
+    /// `evutil_freeaddrinfo`: `freeaddrinfo(3)`.
+    fn evutil_freeaddrinfo(ai: *mut libc::addrinfo) {
+        if !ai.is_null() {
+            // SAFETY: `ai` came from evutil_getaddrinfo.
+            unsafe { libc::freeaddrinfo(ai) };
+        }
+    }
+}

@@ -260,6 +260,34 @@ static void tour_evutil(void)
 	printf("strtoll=%lld\n", (long long)evutil_strtoll("12345", NULL, 10));
 	printf("snprintf=%d \"%s\"\n", evutil_snprintf(text, 8, "%s-%d", "abcdef", 7), text);
 	printf("strcasecmp=%d\n", evutil_ascii_strcasecmp("HeLLo", "hello"));
+	{
+		struct evutil_addrinfo hints, *ai = NULL;
+		memset(&hints, 0, sizeof hints);
+		hints.ai_family = AF_INET;
+		hints.ai_socktype = SOCK_STREAM;
+		hints.ai_flags = EVUTIL_AI_NUMERICHOST;
+		r = evutil_getaddrinfo("127.0.0.1", "80", &hints, &ai);
+		printf("getaddrinfo=%d family=%d port=%d\n", r, ai ? ai->ai_family : -1,
+		       ai ? ntohs(((struct sockaddr_in *)ai->ai_addr)->sin_port) : -1);
+		evutil_freeaddrinfo(ai);
+	}
+	{
+		char path[] = "/tmp/api_tour_XXXXXX";
+		int fd = mkstemp(path), fd2;
+		struct evbuffer *b = evbuffer_new();
+		char out[32];
+		if (write(fd, "0123456789", 10) != 10)
+			printf("write failed\n");
+		fd2 = dup(fd);
+		r = evbuffer_add_file(b, fd, 2, 5);
+		printf("add_file=%d len=%zu\n", r, evbuffer_get_length(b));
+		r = evbuffer_add_file(b, fd2, 8, -1);
+		r = (int)evbuffer_remove(b, out, sizeof out - 1);
+		out[r] = 0;
+		printf("add_file contents \"%s\"\n", out);
+		unlink(path);
+		evbuffer_free(b);
+	}
 }
 
 int main(void)
