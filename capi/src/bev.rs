@@ -28,6 +28,8 @@ pub struct CBev {
     writecb: bufferevent_data_cb,
     eventcb: bufferevent_event_cb,
     arg: UserArg,
+    /// The `getaddrinfo` error of the last `bufferevent_socket_connect_hostname`, or 0.
+    dns_error: c_int,
 }
 
 /// The bufferevent behind a handle and its base.
@@ -54,6 +56,7 @@ fn wrap(base: *mut CBase, c: &CBase, id: BufferEvent) -> *mut CBev {
         writecb: None,
         eventcb: None,
         arg: ptr::null_mut(),
+        dns_error: 0,
     }));
     // SAFETY: the map is touched only by this thread and no reference into it is live.
     unsafe { (*c.bevs.get()).insert(id, p) };
@@ -549,9 +552,63 @@ ffi! {
 }
 
 ffi! {
-    /// `bufferevent_socket_get_dns_error`: 0 (evloop resolves no names).
+    /// `bufferevent_socket_get_dns_error`: the `getaddrinfo` error (`EVUTIL_EAI_*`) of the last
+    /// `bufferevent_socket_connect_hostname`, or 0.
     fn bufferevent_socket_get_dns_error(bev: *mut CBev) -> c_int {
         nonnull!(bev, -1);
-        0
+        // SAFETY: `bev` is live.
+        unsafe { (*bev).dns_error }
+    }
+}
+
+ffi! {
+    /// `bufferevent_socket_connect_hostname`: resolves `hostname` with a blocking
+    /// `getaddrinfo` (as libevent does without a DNS base; an evdns base is not used) and
+    /// connects to the first address. A failed resolution reports BEV_EVENT_ERROR (its code
+    /// in `bufferevent_socket_get_dns_error`) and returns 0, as libevent does; -1 for bad
+    /// arguments.
+    fn bufferevent_socket_connect_hostname(
+        bev: *mut CBev,
+        _dns_base: *mut c_void,
+        family: c_int,
+        hostname: *const std::ffi::c_char,
+        port: c_int,
+    ) -> c_int {
+        nonnull!(bev, -1);
+        nonnull!(hostname, -1);
+        if !(1..=65535).contains(&port)
+            || ![libc::AF_UNSPEC, libc::AF_INET, libc::AF_INET6].contains(&family)
+        {
+            return -1;
+        }
+        // SAFETY: sockaddr hints are plain old data.
+        let mut hints: libc::addrinfo = unsafe { std::mem::zeroed() };
+        hints.ai_family = family;
+        hints.ai_socktype = libc::SOCK_STREAM;
+        hints.ai_protocol = libc::IPPROTO_TCP;
+        let service = std::ffi::CString::new(port.to_string()).unwrap_or_default();
+        let mut res: *mut libc::addrinfo = ptr::null_mut();
+        // SAFETY: NUL-terminated strings, valid hints, a writable result pointer.
+        let err = unsafe { libc::getaddrinfo(hostname, service.as_ptr(), &hints, &mut res) };
+        // SAFETY: `bev` is live.
+        unsafe { (*bev).dns_error = err };
+        if err != 0 || res.is_null() {
+            // SAFETY: `bev` is live.
+            unsafe {
+                with_bev(bev, (), |b, id| {
+                    let _ = id.trigger_event(b, BevEvents::ERROR, TriggerOptions::NONE);
+                })
+            };
+            return 0;
+        }
+        // SAFETY: `res` is a list from getaddrinfo; its first entry's address is readable.
+        let addr = unsafe { read_sockaddr((*res).ai_addr, (*res).ai_addrlen as c_int) };
+        // SAFETY: `res` came from getaddrinfo.
+        unsafe { libc::freeaddrinfo(res) };
+        match addr {
+            // SAFETY: `bev` is live.
+            Some(a) => unsafe { with_bev(bev, -1, |b, id| rc(id.socket_connect(b, a))) },
+            None => -1,
+        }
     }
 }

@@ -58,6 +58,57 @@ static void pair_event(struct bufferevent *bev, short what, void *arg)
 	printf("pair event 0x%x\n", what);
 }
 
+static int tcp_connected, tcp_accepted;
+
+static void tcp_event(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	if (what & BEV_EVENT_CONNECTED)
+		tcp_connected = 1;
+	if (tcp_connected && tcp_accepted)
+		event_base_loopbreak(arg);
+}
+
+static void tcp_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
+		       void *arg)
+{
+	(void)l;
+	(void)sa;
+	(void)len;
+	tcp_accepted = 1;
+	evutil_closesocket(fd);
+	if (tcp_connected && tcp_accepted)
+		event_base_loopbreak(arg);
+}
+
+static void tour_tcp(void)
+{
+	struct event_base *base = event_base_new();
+	struct sockaddr_in sin;
+	socklen_t slen = sizeof sin;
+	struct evconnlistener *l;
+	struct bufferevent *bev;
+	int r;
+	memset(&sin, 0, sizeof sin);
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	l = evconnlistener_new_bind(base, tcp_accept, base, LEV_OPT_CLOSE_ON_FREE, -1,
+				    (struct sockaddr *)&sin, sizeof sin);
+	getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&sin, &slen);
+	bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	bufferevent_setcb(bev, NULL, NULL, tcp_event, base);
+	r = bufferevent_socket_connect_hostname(bev, NULL, AF_INET, "127.0.0.1", 0);
+	printf("connect_hostname port 0 rc=%d\n", r);
+	r = bufferevent_socket_connect_hostname(bev, NULL, AF_INET, "127.0.0.1", ntohs(sin.sin_port));
+	printf("connect_hostname rc=%d dns_error=%d\n", r, bufferevent_socket_get_dns_error(bev));
+	r = event_base_dispatch(base);
+	printf("tcp dispatch rc=%d connected=%d accepted=%d fd>=0=%d\n", r, tcp_connected,
+	       tcp_accepted, bufferevent_getfd(bev) >= 0);
+	bufferevent_free(bev);
+	evconnlistener_free(l);
+	event_base_free(base);
+}
+
 static void tour_evbuffer(void)
 {
 	struct evbuffer *b = evbuffer_new(), *c = evbuffer_new();
@@ -296,6 +347,7 @@ int main(void)
 	tour_evbuffer();
 	tour_events();
 	tour_bufferevents();
+	tour_tcp();
 	tour_evutil();
 	printf("end\n");
 	return 0;
