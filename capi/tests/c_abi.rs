@@ -465,3 +465,25 @@ fn api_tour_prints_the_same_on_libevent_and_on_evloop() {
         "line, libevent, evloop: {diff:?}\n--- evloop:\n{ours}"
     );
 }
+
+#[test]
+fn null_handles_get_error_values_not_crashes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(exe) = need(compile(
+        dir.path(),
+        "null_args",
+        include_str!("c/null_args.c"),
+    )) else {
+        return;
+    };
+    let libs = lib_dir();
+    let out = Command::new(&exe)
+        .env("LD_LIBRARY_PATH", libs.path())
+        .output()
+        .expect("run null_args");
+    assert!(out.status.success(), "{:?}", out.status);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "-1 -1 0 0\n-1 -1 -1\n-1 -1\n1\n1\n0 -1 -1\n-1 1\n-1 -1 1\n0 1\n-1 -1\nend\n"
+    );
+}
