@@ -31,6 +31,8 @@ pub struct CEvent {
     events: c_short,
     /// Allocated by `event_new` (freed by `event_free`).
     heap: bool,
+    /// `event_finalize`/`event_free_finalize` was called: the finalizer is queued.
+    finalizing: bool,
     cb: event_callback_fn,
     arg: UserArg,
 }
@@ -141,6 +143,7 @@ unsafe fn assign(
             fd,
             events,
             heap,
+            finalizing: false,
             cb,
             arg,
         })
@@ -503,5 +506,82 @@ ffi! {
         let (fd, events, cb, arg, heap) = (e.fd, e.events, e.cb, e.arg, e.heap);
         // SAFETY: `ev` holds an event (checked); `base` is live (the caller's contract).
         unsafe { assign(ev, base, fd, events, cb, arg, heap) }
+    }
+}
+
+/// libevent's `event_finalize_callback_fn`.
+pub type event_finalize_callback_fn = Option<unsafe extern "C" fn(*mut CEvent, *mut c_void)>;
+
+/// `event_finalize` / `event_free_finalize`: deletes the event, then runs `cb(ev, arg)` from
+/// the loop, as a callback at the event's priority (libevent activates the event itself with
+/// `EV_FINALIZE`); `free` then frees the event as `event_free` would.
+///
+/// # Safety
+/// `ev` is NULL or points at a `struct event`'s memory.
+unsafe fn finalize(ev: *mut CEvent, cb: event_finalize_callback_fn, free: bool) -> c_int {
+    // SAFETY: the caller's contract.
+    let Some((e, c)) = (unsafe { get(ev) }) else {
+        return -1;
+    };
+    if e.finalizing {
+        // libevent: deleting and activating a finalizing event are no-ops; it still returns 0
+        // and the finalizer runs once.
+        return 0;
+    }
+    let (id, arg, heap) = (e.id, e.arg, e.heap);
+    let this = c as *const CBase;
+    let r = c.with(|b| {
+        let _ = b.del(id);
+        let pri = b.priority(id).unwrap_or(0);
+        let fin = b.callback_new(move |b, me| {
+            let _ = b.free(me);
+            if let Some(f) = cb {
+                // SAFETY: the base outlives its callbacks.
+                let c = unsafe { &*this };
+                let _g = c.enter(b);
+                // SAFETY: the user's finalizer, called as libevent calls it; the event's
+                // memory is still the caller's (or ours, freed just below).
+                unsafe { f(ev, arg) };
+            }
+            if free {
+                // The event may have been freed or re-assigned by the finalizer: only the
+                // record we registered is released.
+                if lookup(ev) == Some((crate::addr(this), id)) {
+                    let _ = b.free(id);
+                    forget(ev);
+                    // SAFETY: `ev` still holds our record (registered), so it is writable.
+                    unsafe { (*ev).magic = 0 };
+                    if heap {
+                        // SAFETY: `ev` came from calloc in event_new.
+                        unsafe { libc::free(ev.cast()) };
+                    }
+                }
+            }
+        });
+        let _ = b.priority_set(fin, pri);
+        b.callback_activate(fin)
+    });
+    if r.is_err() {
+        return -1;
+    }
+    // SAFETY: `ev` holds our record.
+    unsafe { (*ev).finalizing = true };
+    0
+}
+
+ffi! {
+    /// `event_finalize`: deletes the event and runs `cb(ev, arg)` from the loop; the memory stays
+    /// the caller's. 0 (also when it is already being finalized: the finalizer runs once).
+    fn event_finalize(_flags: u32, ev: *mut CEvent, cb: event_finalize_callback_fn) -> c_int {
+        // SAFETY: forwards the caller's pointer.
+        unsafe { finalize(ev, cb, false) }
+    }
+}
+
+ffi! {
+    /// `event_free_finalize`: as `event_finalize`, then frees the event as `event_free` does.
+    fn event_free_finalize(_flags: u32, ev: *mut CEvent, cb: event_finalize_callback_fn) -> c_int {
+        // SAFETY: forwards the caller's pointer.
+        unsafe { finalize(ev, cb, true) }
     }
 }

@@ -34,6 +34,12 @@ static void self_cb(evutil_socket_t fd, short what, void *arg)
 	printf("self cb what=%d same=%d\n", what, event_get_callback_arg(ev) == arg);
 }
 
+static void fin_cb(struct event *ev, void *arg)
+{
+	(void)ev;
+	printf("finalizer %s\n", (const char *)arg);
+}
+
 static void buf_cb(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg)
 {
 	(void)b;
@@ -249,6 +255,21 @@ static void tour_events(void)
 	event_base_loopbreak(base);
 	printf("loopbreak outside a loop: got_break=%d\n", event_base_got_break(base));
 	printf("dispatch empty rc=%d\n", event_base_dispatch(base));
+	{
+		struct event *f1 = event_new(base, -1, 0, count_cb, "fin1");
+		struct event f2;
+		event_add(f1, &tv);
+		event_assign(&f2, base, -1, 0, count_cb, "fin2");
+		event_active(&f2, EV_TIMEOUT, 0);
+		r = event_free_finalize(0, f1, fin_cb);
+		printf("free_finalize=%d\n", r);
+		r = event_finalize(0, &f2, fin_cb);
+		printf("finalize=%d\n", r);
+		r = event_finalize(0, &f2, fin_cb);
+		printf("finalize again=%d\n", r);
+		r = event_base_loop(base, EVLOOP_NONBLOCK);
+		printf("finalizers ran, loop rc=%d\n", r);
+	}
 	event_free(ev);
 	event_free(self);
 	event_base_free(base);
