@@ -193,6 +193,12 @@ struct Rt {
     decls: RefCell<Vec<Option<Decl>>>,
     events: RefCell<Vec<Option<EventId>>>,
     ends: RefCell<Vec<(String, Fd)>>,
+    /// Descriptors of ends handed to a CLOSE_ON_FREE bufferevent or listener: evloop closes
+    /// them, so the cleanup at the end of the run must not.
+    handed: RefCell<Vec<Fd>>,
+    /// Every descriptor the interpreter opened for an end and did not close (socketpairs,
+    /// accepted connections, clients), closed at the end of the run.
+    opened: RefCell<Vec<Fd>>,
     commons: RefCell<Vec<(String, CommonTimeout)>>,
     bevs: RefCell<Vec<BevSlot>>,
     levs: RefCell<Vec<LevSlot>>,
@@ -317,8 +323,10 @@ pub fn run_scenario_with<H: ScenarioHost>(
         H::PROCESS_SIGNALS.then(|| ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner()));
     if H::PROCESS_SIGNALS {
         // As the player: the signals a scenario may raise are ignored unless a signal event
-        // catches them, and SIGPIPE never kills the process.
-        for &(_, sig) in names::SIGNALS {
+        // catches them, and SIGPIPE never kills the process. SIGCHLD stays at SIG_DFL, whose
+        // action is already to ignore it: SIG_IGN would also make the kernel reap child
+        // processes, and `evconform fuzz` waits for its player processes in this process.
+        for &(_, sig) in names::SIGNALS.iter().filter(|(_, s)| *s != 17) {
             evloop::backend::sys::ignore_signal(sig).map_err(|e| format!("SIG_IGN {sig}: {e}"))?;
         }
         evloop::backend::sys::ignore_signal(13).map_err(|e| format!("SIG_IGN SIGPIPE: {e}"))?;
@@ -375,6 +383,8 @@ pub fn run_scenario_with<H: ScenarioHost>(
         events: RefCell::new(vec![None; bodies.len()]),
         bodies,
         ends: RefCell::new(Vec::new()),
+        handed: RefCell::new(Vec::new()),
+        opened: RefCell::new(Vec::new()),
         commons: RefCell::new(Vec::new()),
         bevs: RefCell::new(Vec::new()),
         levs: RefCell::new(Vec::new()),
@@ -396,6 +406,7 @@ pub fn run_scenario_with<H: ScenarioHost>(
                     .backend_mut()
                     .socketpair()
                     .map_err(|e| format!("socketpair: {e}"))?;
+                rt.opened.borrow_mut().extend([a, b]);
                 let mut ends = rt.ends.borrow_mut();
                 ends.push((name_a.clone(), a));
                 ends.push((name_b.clone(), b));
@@ -503,6 +514,9 @@ pub fn run_scenario_with<H: ScenarioHost>(
                     let fd = rt.end_fd(*end);
                     let l = Listener::new(&mut base, fd, options, Some(accept))
                         .map_err(|e| format!("listener {name}: {e}"))?;
+                    if fd >= 0 && *opts as u32 & names::LEV_OPT_CLOSE_ON_FREE != 0 {
+                        rt.handed.borrow_mut().push(fd);
+                    }
                     (l, None)
                 } else {
                     let any: SocketAddr = ([127, 0, 0, 1], 0).into();
@@ -560,6 +574,21 @@ pub fn run_scenario_with<H: ScenarioHost>(
     for l in levs {
         let _ = l.free(&mut base);
     }
+    // The player's process exit closes its descriptors; this process lives on (`evconform
+    // fuzz` runs thousands of scenarios), so close the ends the scenario left open, except
+    // those a CLOSE_ON_FREE bufferevent or listener owns.
+    let mut open: Vec<Fd> = rt
+        .opened
+        .borrow()
+        .iter()
+        .copied()
+        .filter(|fd| *fd >= 0 && !rt.handed.borrow().contains(fd))
+        .collect();
+    open.sort_unstable();
+    open.dedup();
+    for fd in open {
+        let _ = base.backend_mut().close(fd);
+    }
     drop(base);
     let out = rt.out.borrow().clone();
     Ok(out)
@@ -610,6 +639,9 @@ fn make_socket_bev<H: ScenarioHost>(
     };
     let fd = if end < 0 { -1 } else { rt.end_fd(end) };
     let h = BufferEvent::socket_new(base, fd, BevOptions::from_bits(opts))?;
+    if fd >= 0 && opts & names::BEV_OPT_CLOSE_ON_FREE != 0 {
+        rt.handed.borrow_mut().push(fd);
+    }
     rt.bevs.borrow_mut()[id as usize].handle = Some(h);
     set_bev_callbacks(rt, base, id, 7);
     Ok(())
@@ -698,6 +730,7 @@ fn on_accept<H: ScenarioHost>(rt: &Rc<Rt>, base: &mut Base<H>, id: i64, fd: Fd) 
     let end_name = match slot {
         Some(e) => {
             rt.ends.borrow_mut()[e as usize].1 = fd;
+            rt.opened.borrow_mut().push(fd);
             Some(rt.end_name(e))
         }
         None => {
@@ -812,6 +845,7 @@ fn exec_io(rt: &Rt, be: &mut dyn OutsideWorld, now: Time, ins: &Instr) -> bool {
             let res = match r {
                 Ok(fd) => {
                     rt.ends.borrow_mut()[*end as usize].1 = fd;
+                    rt.opened.borrow_mut().push(fd);
                     Ok(0)
                 }
                 Err(e) => Err(errno(&e)),
@@ -926,6 +960,10 @@ fn exec_io(rt: &Rt, be: &mut dyn OutsideWorld, now: Time, ins: &Instr) -> bool {
             let r = sys(be.close(fd).map(|()| 0));
             if r.is_ok() {
                 rt.ends.borrow_mut()[*end as usize].1 = -1;
+                let mut opened = rt.opened.borrow_mut();
+                if let Some(i) = opened.iter().position(|f| *f == fd) {
+                    opened.swap_remove(i);
+                }
             }
             rt.line(
                 now,
