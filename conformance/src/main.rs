@@ -313,12 +313,13 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 0.0
             };
             println!(
-                "fuzz seed {seed}: {} cases x {} backends ({}): {} comparisons, {} divergence(s); {} case(s) skipped (libevent failed), {} skipped (libevent nondeterministic); {:.1}s, {rate:.1} cases/s",
+                "fuzz seed {seed}: {} cases x {} backends ({}): {} comparisons, {} divergence(s); {} select comparison(s) equal only up to a select() window (NONDETERMINISM.md §2); {} case(s) skipped (libevent failed), {} skipped (libevent nondeterministic); {:.1}s, {rate:.1} cases/s",
                 sum.cases,
                 backends.len(),
                 backends.join(" "),
                 sum.comparisons,
                 sum.divergences.len(),
+                sum.select_window_cut,
                 sum.libevent_errors,
                 sum.libevent_nondeterministic,
                 sum.seconds

@@ -170,6 +170,8 @@ struct BevSlot {
     body: usize,
     is_pair: bool,
     handle: Option<BufferEvent>,
+    /// A `trigger_event` with ERROR awaits its event callback, which prints `err=?`.
+    trig_err: bool,
 }
 
 /// A listener: its declaration, its handle while live, the address it was bound to.
@@ -196,6 +198,9 @@ struct Rt {
     /// Descriptors of ends handed to a CLOSE_ON_FREE bufferevent or listener: evloop closes
     /// them, so the cleanup at the end of the run must not.
     handed: RefCell<Vec<Fd>>,
+    /// Events (by id) given a timeout since their `event_new`: libevent's `ev_timeout` of any
+    /// other event is uninitialized memory, so `print` shows `deadline=?` (TRACE.md).
+    tv_set: RefCell<Vec<i64>>,
     /// Every descriptor the interpreter opened for an end and did not close (socketpairs,
     /// accepted connections, clients), closed at the end of the run.
     opened: RefCell<Vec<Fd>>,
@@ -384,6 +389,7 @@ pub fn run_scenario_with<H: ScenarioHost>(
         bodies,
         ends: RefCell::new(Vec::new()),
         handed: RefCell::new(Vec::new()),
+        tv_set: RefCell::new(Vec::new()),
         opened: RefCell::new(Vec::new()),
         commons: RefCell::new(Vec::new()),
         bevs: RefCell::new(Vec::new()),
@@ -469,6 +475,7 @@ pub fn run_scenario_with<H: ScenarioHost>(
                         opts: *opts as u32,
                         body: *body as usize,
                         is_pair: true,
+                        trig_err: false,
                         handle: Some(h),
                     });
                     set_bev_callbacks(&rt, &mut base, a + k as i64, 7);
@@ -488,6 +495,7 @@ pub fn run_scenario_with<H: ScenarioHost>(
                     opts: *opts as u32,
                     body: *body as usize,
                     is_pair: false,
+                    trig_err: false,
                     handle: None,
                 });
                 if *create != 0 {
@@ -605,6 +613,7 @@ fn new_event<H: ScenarioHost>(rt: &Rc<Rt>, base: &mut Base<H>, id: i64) -> Resul
         })
         .map_err(|e| format!("event_new {}: {e}", rt.name(id)))?;
     rt.events.borrow_mut()[id as usize] = Some(e);
+    rt.tv_set.borrow_mut().retain(|x| *x != id);
     Ok(e)
 }
 
@@ -689,6 +698,10 @@ fn on_bev<H: ScenarioHost>(
     let body = &rt.bodies[body_id];
     let (input, output) = bev_lens(base, h);
     let err = match what {
+        Some(w) if w.contains(BevEvents::ERROR) && rt.bevs.borrow()[id as usize].trig_err => {
+            rt.bevs.borrow_mut()[id as usize].trig_err = false;
+            Some(-1)
+        }
         Some(w) if w.contains(BevEvents::ERROR) => Some(
             h.error(base)
                 .ok()
@@ -1023,6 +1036,9 @@ fn exec<H: ScenarioHost>(rt: &Rc<Rt>, base: &mut Base<H>, ins: &Instr) {
         Instr::AddTv { ev, us } => {
             if let Some(e) = live("add", *ev) {
                 let r = base.add(e, Some(tv_arg(*us)));
+                if r.is_ok() {
+                    rt.tv_set.borrow_mut().push(*ev);
+                }
                 rt.line(
                     now,
                     Line::Add {
@@ -1037,6 +1053,9 @@ fn exec<H: ScenarioHost>(rt: &Rc<Rt>, base: &mut Base<H>, ins: &Instr) {
             if let Some(e) = live("add", *ev) {
                 let (cname, c) = rt.commons.borrow()[*common as usize].clone();
                 let r = base.add_with(e, Some(Timeout::Common(c)));
+                if r.is_ok() {
+                    rt.tv_set.borrow_mut().push(*ev);
+                }
                 rt.line(
                     now,
                     Line::Add {
@@ -1202,7 +1221,13 @@ fn exec<H: ScenarioHost>(rt: &Rc<Rt>, base: &mut Base<H>, ins: &Instr) {
                     Line::Pending {
                         ev: rt.name(*ev),
                         flags: f.bits(),
-                        deadline: deadline.map(|t| t.as_micros() as i64),
+                        deadline: deadline.map(|t| {
+                            if rt.tv_set.borrow().contains(ev) {
+                                Some(t.as_micros() as i64)
+                            } else {
+                                None
+                            }
+                        }),
                         prio,
                     },
                 );
@@ -1508,6 +1533,9 @@ fn exec_bev<H: ScenarioHost>(rt: &Rc<Rt>, base: &mut Base<H>, now: Time, ins: &I
             );
         }
         Instr::BevTriggerEvent { what, opts, .. } => {
+            if *what as u16 & names::BEV_EVENT_ERROR != 0 {
+                rt.bevs.borrow_mut()[id as usize].trig_err = true;
+            }
             rt.line(
                 now,
                 Line::BevTriggerEvent {
