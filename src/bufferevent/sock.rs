@@ -185,7 +185,9 @@ fn read_path<B: Backend>(base: &mut Base<B>, id: BufferEvent, what: Events) {
     input_changed(base, id);
     match res {
         Ok(0) => {
-            set_error(base, id, None);
+            // read(2) returning 0 leaves errno alone: libevent's callback (or the deferred
+            // callback's saved errno_pending, when an EOF and an error are coalesced) still sees
+            // the last error (found by `evconform fuzz`, scenario bev_socket_eof_keeps_errno)
             read_error(base, id, ev | BevEvents::EOF);
         }
         Ok(_) => trigger_nolock(base, id, Events::READ, 0),
@@ -295,7 +297,7 @@ fn write_path<B: Backend>(base: &mut Base<B>, id: BufferEvent, what: Events) {
         output_changed(base, id);
         match res {
             Ok(0) => {
-                set_error(base, id, None);
+                // as for read: errno is left as it was
                 write_error(base, id, ev | BevEvents::EOF);
                 return;
             }
