@@ -55,6 +55,39 @@ pub struct Options {
     pub shrink: bool,
     /// Print the progress bar (stderr).
     pub progress: bool,
+    /// A reactor invariant to break on purpose (`early-timers`, `priority-inversion`; needs the
+    /// cargo feature `test-faults`).
+    pub core_fault: Option<String>,
+}
+
+/// The reactor faults `--core-fault` knows.
+pub const CORE_FAULTS: &[&str] = &["early-timers", "priority-inversion"];
+
+/// Applies `--core-fault` to every following evloop run of this process.
+fn apply_core_fault(name: Option<&str>) -> Result<(), String> {
+    if let Some(n) = name {
+        if !CORE_FAULTS.contains(&n) {
+            return Err(format!(
+                "unknown --core-fault '{n}' (known: {})",
+                CORE_FAULTS.join(", ")
+            ));
+        }
+    }
+    #[cfg(feature = "test-faults")]
+    {
+        use std::time::Duration;
+        evloop_scenario::runner::set_core_fault(match name {
+            Some("early-timers") => Some(evloop::CoreFault::EarlyTimers(Duration::from_millis(1))),
+            Some(_) => Some(evloop::CoreFault::PriorityInversion),
+            None => None,
+        });
+        Ok(())
+    }
+    #[cfg(not(feature = "test-faults"))]
+    match name {
+        Some(_) => Err("--core-fault needs a build with `--features test-faults` (cargo run --release -p evloop-conformance --features test-faults -- fuzz …)".into()),
+        None => Ok(()),
+    }
 }
 
 /// A case that diverged, shrunk.
@@ -366,10 +399,18 @@ fn shrink(
 }
 
 /// The replay command for case `k`.
-pub fn replay_command(seed: u64, k: u64, backend: &str, groups: &str) -> String {
-    let mut s = format!(
-        "cargo run --release -p evloop-conformance -- fuzz --seed {seed} --case {k} --backend {backend}"
-    );
+pub fn replay_command(
+    seed: u64,
+    k: u64,
+    backend: &str,
+    groups: &str,
+    core_fault: Option<&str>,
+) -> String {
+    let mut s = match core_fault {
+        Some(f) => format!("cargo run --release -p evloop-conformance --features test-faults -- fuzz --core-fault {f}"),
+        None => "cargo run --release -p evloop-conformance -- fuzz".to_string(),
+    };
+    let _ = write!(s, " --seed {seed} --case {k} --backend {backend}");
     if groups != "all" {
         let _ = write!(s, " --features {groups}");
     }
@@ -433,6 +474,7 @@ enum Msg {
 
 /// Runs the fuzzer. `groups` is the `--features` text (for the replay command).
 pub fn fuzz(opts: &Options, groups: &str, out: &mut dyn std::io::Write) -> Result<Summary, String> {
+    apply_core_fault(opts.core_fault.as_deref())?;
     let player = Player::build()?;
     let t0 = wall();
     let (first, count) = match opts.case {
@@ -463,12 +505,13 @@ pub fn fuzz(opts: &Options, groups: &str, out: &mut dyn std::io::Write) -> Resul
                     .and_then(|sc| run_one(player, &sc, &opts.backends));
                 // a difference is confirmed by a second libevent run (two different libevent
                 // traces mean the generated program is nondeterministic there, not a bug)
-                let confirm = match &res {
-                    Ok(Outcome::Differ(d)) => case_scenario(&opts.config, opts.seed, k)
-                        .ok()
-                        .and_then(|sc| match run_one(player, &sc, &opts.backends) {
-                            Ok(Outcome::Differ(d2)) => Some(
-                                d.iter()
+                let confirm =
+                    match &res {
+                        Ok(Outcome::Differ(d)) => case_scenario(&opts.config, opts.seed, k)
+                            .ok()
+                            .map(|sc| match run_one(player, &sc, &opts.backends) {
+                                Ok(Outcome::Differ(d2)) => d
+                                    .iter()
                                     .filter(|x| {
                                         d2.iter().any(|y| {
                                             y.signature == x.signature && y.detail == x.detail
@@ -476,11 +519,10 @@ pub fn fuzz(opts: &Options, groups: &str, out: &mut dyn std::io::Write) -> Resul
                                     })
                                     .cloned()
                                     .collect(),
-                            ),
-                            _ => Some(Vec::new()),
-                        }),
-                    _ => None,
-                };
+                                _ => Vec::new(),
+                            }),
+                        _ => None,
+                    };
                 if tx.send(Msg::Done(k, res, confirm)).is_err() {
                     break;
                 }
@@ -512,14 +554,6 @@ pub fn fuzz(opts: &Options, groups: &str, out: &mut dyn std::io::Write) -> Resul
                     let confirmed = confirm.unwrap_or_default();
                     if confirmed.is_empty() {
                         sum.libevent_nondeterministic += 1;
-                        if std::env::var_os("EVCONFORM_FUZZ_DEBUG").is_some() {
-                            if let Ok(Outcome::Differ(d)) = &res {
-                                eprintln!(
-                                    "case {k} unconfirmed: {}\n{}",
-                                    d[0].signature, d[0].detail
-                                );
-                            }
-                        }
                     } else {
                         pending.push((k, confirmed));
                         if !opts.keep_going {
@@ -528,7 +562,7 @@ pub fn fuzz(opts: &Options, groups: &str, out: &mut dyn std::io::Write) -> Resul
                     }
                 }
             }
-            if opts.progress {
+            if opts.progress && (done % (count / 200).max(1) == 0 || done == count) {
                 progress(done, count, pending.len(), wall() - t0);
             }
         }
@@ -568,7 +602,7 @@ pub fn fuzz(opts: &Options, groups: &str, out: &mut dyn std::io::Write) -> Resul
             if let Some(dir) = &opts.save {
                 div.saved = Some(save(dir, &div, opts.seed)?);
             }
-            report(out, &div, opts.seed, groups);
+            report(out, &div, opts, groups);
             sum.divergences.push(div);
             if !opts.keep_going {
                 break;
@@ -582,7 +616,8 @@ pub fn fuzz(opts: &Options, groups: &str, out: &mut dyn std::io::Write) -> Resul
     Ok(sum)
 }
 
-fn report(out: &mut dyn std::io::Write, d: &Divergence, seed: u64, groups: &str) {
+fn report(out: &mut dyn std::io::Write, d: &Divergence, opts: &Options, groups: &str) {
+    let seed = opts.seed;
     let _ = writeln!(
         out,
         "\nDIVERGENCE: case {} of seed {seed} on {} (compared with {}), {}",
@@ -603,7 +638,7 @@ fn report(out: &mut dyn std::io::Write, d: &Divergence, seed: u64, groups: &str)
     let _ = writeln!(
         out,
         "replay: {}",
-        replay_command(seed, d.case, &d.backend, groups)
+        replay_command(seed, d.case, &d.backend, groups, opts.core_fault.as_deref())
     );
 }
 

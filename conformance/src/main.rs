@@ -100,6 +100,10 @@ enum Cmd {
         /// Print the scenario of each case (with --case: only print it, run nothing).
         #[arg(long)]
         show: bool,
+        /// Test only: break a reactor invariant on purpose (early-timers, priority-inversion);
+        /// needs `--features test-faults`.
+        #[arg(long, value_name = "FAULT")]
+        core_fault: Option<String>,
     },
     /// Print the IR a scenario lowers to.
     Ir {
@@ -264,6 +268,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             no_shrink,
             quiet,
             show,
+            core_fault,
         } => {
             let backends: Vec<String> = if backends.is_empty() {
                 evloop_runner::DEFAULT_BACKENDS
@@ -304,6 +309,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 keep_going,
                 shrink: !no_shrink,
                 progress: !quiet,
+                core_fault,
             };
             let mut stdout = std::io::stdout();
             let sum = fuzz::fuzz(&opts, &features, &mut stdout)?;

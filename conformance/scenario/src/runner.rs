@@ -36,6 +36,18 @@ pub const EVLOOP_BACKENDS: &[&str] = &["epoll", "poll", "select", "mio"];
 /// the pinned pid 4242 (IR.md §7).
 pub const PLAYER_WEAKRAND_SEED: u32 = 1000 + 4242;
 
+/// The reactor fault every run of this process injects (test builds only, cargo feature
+/// `test-faults`): `evconform fuzz --core-fault` is shown to catch a broken reactor.
+#[cfg(feature = "test-faults")]
+static CORE_FAULT: std::sync::Mutex<Option<evloop::CoreFault>> = std::sync::Mutex::new(None);
+
+/// Makes every following run inject `fault` into its base (`None`: a correct reactor).
+#[cfg(feature = "test-faults")]
+#[doc(hidden)]
+pub fn set_core_fault(fault: Option<evloop::CoreFault>) {
+    *CORE_FAULT.lock().unwrap_or_else(|e| e.into_inner()) = fault;
+}
+
 /// The player's runaway guard, mirrored.
 const MAX_CALLBACKS: u64 = 100_000;
 
@@ -364,6 +376,8 @@ pub fn run_scenario_with<H: ScenarioHost>(
         cfg.limit_callbacks_after_prio = min_priority.max(0) as u32;
     }
     let mut base: Base<H> = Base::with_config(host, &cfg);
+    #[cfg(feature = "test-faults")]
+    base.set_fault_injection(*CORE_FAULT.lock().unwrap_or_else(|e| e.into_inner()));
     base.priority_init(priorities as usize)
         .map_err(|e| format!("priority_init({priorities}): {e}"))?;
 

@@ -348,7 +348,7 @@ pub fn build(cfg: &Config, r: &Raw) -> Scenario {
         // most events are added by main before anything else; timers need a timeout
         let a = match add % 6 {
             0 if !is_timer => Some(Action::Add(id(&name), AddTimeout::None)),
-            0 | 1 | 2 => Some(Action::Add(id(&name), AddTimeout::Tv(pick(DURS, add / 6)))),
+            0..=2 => Some(Action::Add(id(&name), AddTimeout::Tv(pick(DURS, add / 6)))),
             3 if !is_timer => Some(Action::Add(id(&name), AddTimeout::None)),
             4 => None,
             _ => Some(Action::Add(id(&name), AddTimeout::Tv(pick(DURS, add / 6)))),
