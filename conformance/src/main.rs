@@ -319,7 +319,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 0.0
             };
             println!(
-                "fuzz seed {seed}: {} cases x {} backends ({}): {} comparisons, {} divergence(s); {} select comparison(s) equal only up to a select() window (NONDETERMINISM.md §2); {} case(s) skipped (libevent failed), {} skipped (libevent nondeterministic); {:.1}s, {rate:.1} cases/s",
+                "fuzz seed {seed}: {} cases x {} backends ({}): {} comparisons, {} divergence(s); {} select comparison(s) equal only up to a select() window (NONDETERMINISM.md §2); {} case(s) skipped (libevent failed), {} skipped (difference not repeated by a second run); {:.1}s, {rate:.1} cases/s",
                 sum.cases,
                 backends.len(),
                 backends.join(" "),
@@ -327,9 +327,15 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 sum.divergences.len(),
                 sum.select_window_cut,
                 sum.libevent_errors,
-                sum.libevent_nondeterministic,
+                sum.unrepeated,
                 sum.seconds
             );
+            if !sum.nondeterministic_cases.is_empty() {
+                println!(
+                    "cases whose difference did not repeat on a second run: {:?}",
+                    sum.nondeterministic_cases
+                );
+            }
             if let Some(e) = &sum.first_libevent_error {
                 println!("first libevent failure: {}", e.trim_end());
             }
