@@ -241,8 +241,16 @@ mod tests {
     #[test]
     fn timer_blocks_keep_their_place_in_a_window() {
         let exp = "~window 2\n5 cb a #1 R\n5 cb b #1 R\n5 cb t #1 T\n5 print counts\n~window-end\n";
-        assert!(compare(exp, "5 cb b #1 R\n5 cb a #1 R\n5 cb t #1 T\n5 print counts\n").is_ok());
-        let m = compare(exp, "5 cb t #1 T\n5 print counts\n5 cb a #1 R\n5 cb b #1 R\n").unwrap_err();
+        assert!(compare(
+            exp,
+            "5 cb b #1 R\n5 cb a #1 R\n5 cb t #1 T\n5 print counts\n"
+        )
+        .is_ok());
+        let m = compare(
+            exp,
+            "5 cb t #1 T\n5 print counts\n5 cb a #1 R\n5 cb b #1 R\n",
+        )
+        .unwrap_err();
         assert!(m.reason.contains("select() window"), "{m}");
     }
 
