@@ -224,6 +224,8 @@ struct Rt {
     loop_depth: Cell<u32>,
     callbacks: Cell<u64>,
     runaway: Cell<bool>,
+    /// The program ended: callbacks run by the cleanup do nothing.
+    finished: Cell<bool>,
     method: &'static str,
 }
 
@@ -275,6 +277,9 @@ impl Rt {
 
     /// Counts a callback; false (and a loopbreak) once the runaway guard trips.
     fn count_callback<H: Backend>(&self, base: &mut Base<H>) -> bool {
+        if self.finished.get() {
+            return false;
+        }
         let n = self.callbacks.get() + 1;
         self.callbacks.set(n);
         if n > MAX_CALLBACKS {
@@ -413,181 +418,187 @@ pub fn run_scenario_with<H: ScenarioHost>(
         loop_depth: Cell::new(0),
         callbacks: Cell::new(0),
         runaway: Cell::new(false),
+        finished: Cell::new(false),
         method: H::method_name(backend),
     });
-    // The remaining directives, top to bottom, as the player performs them.
-    let mut ats: Vec<(i64, usize, usize)> = Vec::new();
-    for ins in &instrs[1..main_at] {
-        let now = base.backend_mut().now();
-        match ins {
-            Instr::Body { .. } => {}
-            Instr::Pair { name_a, name_b, .. } => {
-                let (a, b) = base
-                    .backend_mut()
-                    .socketpair()
-                    .map_err(|e| format!("socketpair: {e}"))?;
-                rt.opened.borrow_mut().extend([a, b]);
-                let mut ends = rt.ends.borrow_mut();
-                ends.push((name_a.clone(), a));
-                ends.push((name_b.clone(), b));
-            }
-            Instr::End { name, .. } => rt.ends.borrow_mut().push((name.clone(), -1)),
-            Instr::Event {
-                id,
-                arg,
-                flags,
-                prio,
-            } => {
-                rt.decls.borrow_mut()[*id as usize] = Some(Decl {
-                    arg: *arg,
-                    flags: *flags as u16,
-                    prio: *prio,
-                });
-                let e = new_event(&rt, &mut base, *id)?;
-                if *prio >= 0 && base.priority_set(e, *prio as usize).is_err() {
+    // Setup, then main; whatever happens, the cleanup below runs (no descriptor may leak
+    // from this long-lived process).
+    let played = (|| -> Result<(), String> {
+        // The remaining directives, top to bottom, as the player performs them.
+        let mut ats: Vec<(i64, usize, usize)> = Vec::new();
+        for ins in &instrs[1..main_at] {
+            let now = base.backend_mut().now();
+            match ins {
+                Instr::Body { .. } => {}
+                Instr::Pair { name_a, name_b, .. } => {
+                    let (a, b) = base
+                        .backend_mut()
+                        .socketpair()
+                        .map_err(|e| format!("socketpair: {e}"))?;
+                    rt.opened.borrow_mut().extend([a, b]);
+                    let mut ends = rt.ends.borrow_mut();
+                    ends.push((name_a.clone(), a));
+                    ends.push((name_b.clone(), b));
+                }
+                Instr::End { name, .. } => rt.ends.borrow_mut().push((name.clone(), -1)),
+                Instr::Event {
+                    id,
+                    arg,
+                    flags,
+                    prio,
+                } => {
+                    rt.decls.borrow_mut()[*id as usize] = Some(Decl {
+                        arg: *arg,
+                        flags: *flags as u16,
+                        prio: *prio,
+                    });
+                    let e = new_event(&rt, &mut base, *id)?;
+                    if *prio >= 0 && base.priority_set(e, *prio as usize).is_err() {
+                        rt.line(
+                            now,
+                            Line::PrioritySet {
+                                ev: rt.name(*id),
+                                prio: *prio,
+                                rc: -1,
+                            },
+                        );
+                    }
+                }
+                Instr::Common { usec, name, .. } => {
+                    let c = base
+                        .init_common_timeout(tv_arg(*usec))
+                        .map_err(|e| format!("common {name}: {e}"))?;
+                    rt.commons.borrow_mut().push((name.clone(), c));
                     rt.line(
                         now,
-                        Line::PrioritySet {
-                            ev: rt.name(*id),
-                            prio: *prio,
-                            rc: -1,
+                        Line::Common {
+                            name,
+                            idx: i64::from(c.index()),
                         },
                     );
                 }
-            }
-            Instr::Common { usec, name, .. } => {
-                let c = base
-                    .init_common_timeout(tv_arg(*usec))
-                    .map_err(|e| format!("common {name}: {e}"))?;
-                rt.commons.borrow_mut().push((name.clone(), c));
-                rt.line(
-                    now,
-                    Line::Common {
-                        name,
-                        idx: i64::from(c.index()),
-                    },
-                );
-            }
-            Instr::BevPair {
-                a,
-                opts,
-                body_a,
-                body_b,
-                name_a,
-                name_b,
-                ..
-            } => {
-                let (x, y) = BufferEvent::pair_new(&mut base, BevOptions::from_bits(*opts as u32))
-                    .map_err(|e| format!("pair_new: {e}"))?;
-                for (k, (h, body, name)) in [(x, body_a, name_a), (y, body_b, name_b)]
-                    .into_iter()
-                    .enumerate()
-                {
+                Instr::BevPair {
+                    a,
+                    opts,
+                    body_a,
+                    body_b,
+                    name_a,
+                    name_b,
+                    ..
+                } => {
+                    let (x, y) =
+                        BufferEvent::pair_new(&mut base, BevOptions::from_bits(*opts as u32))
+                            .map_err(|e| format!("pair_new: {e}"))?;
+                    for (k, (h, body, name)) in [(x, body_a, name_a), (y, body_b, name_b)]
+                        .into_iter()
+                        .enumerate()
+                    {
+                        rt.bevs.borrow_mut().push(BevSlot {
+                            name: name.clone(),
+                            end: -1,
+                            opts: *opts as u32,
+                            body: *body as usize,
+                            is_pair: true,
+                            trig_err: false,
+                            handle: Some(h),
+                        });
+                        set_bev_callbacks(&rt, &mut base, a + k as i64, 7);
+                    }
+                }
+                Instr::BevSocket {
+                    end,
+                    opts,
+                    body,
+                    create,
+                    name,
+                    id,
+                } => {
                     rt.bevs.borrow_mut().push(BevSlot {
                         name: name.clone(),
-                        end: -1,
+                        end: *end,
                         opts: *opts as u32,
                         body: *body as usize,
-                        is_pair: true,
+                        is_pair: false,
                         trig_err: false,
-                        handle: Some(h),
+                        handle: None,
                     });
-                    set_bev_callbacks(&rt, &mut base, a + k as i64, 7);
-                }
-            }
-            Instr::BevSocket {
-                end,
-                opts,
-                body,
-                create,
-                name,
-                id,
-            } => {
-                rt.bevs.borrow_mut().push(BevSlot {
-                    name: name.clone(),
-                    end: *end,
-                    opts: *opts as u32,
-                    body: *body as usize,
-                    is_pair: false,
-                    trig_err: false,
-                    handle: None,
-                });
-                if *create != 0 {
-                    make_socket_bev(&rt, &mut base, *id)
-                        .map_err(|e| format!("socket_new {name}: {e}"))?;
-                }
-            }
-            Instr::Listener {
-                id,
-                end,
-                opts,
-                backlog,
-                body,
-                first_end,
-                nends,
-                name,
-            } => {
-                let options = ListenerOptions::from_bits(*opts as u32);
-                let r = rt.clone();
-                let lid = *id;
-                let accept: evloop::listener::AcceptCb<H> =
-                    Box::new(move |b, _, fd, _| on_accept(&r, b, lid, fd));
-                let (l, addr) = if *end >= 0 {
-                    let fd = rt.end_fd(*end);
-                    let l = Listener::new(&mut base, fd, options, Some(accept))
-                        .map_err(|e| format!("listener {name}: {e}"))?;
-                    if fd >= 0 && *opts as u32 & names::LEV_OPT_CLOSE_ON_FREE != 0 {
-                        rt.handed.borrow_mut().push(fd);
+                    if *create != 0 {
+                        make_socket_bev(&rt, &mut base, *id)
+                            .map_err(|e| format!("socket_new {name}: {e}"))?;
                     }
-                    (l, None)
-                } else {
-                    let any: SocketAddr = ([127, 0, 0, 1], 0).into();
-                    let l = Listener::bind(&mut base, any, options, *backlog as i32, Some(accept))
+                }
+                Instr::Listener {
+                    id,
+                    end,
+                    opts,
+                    backlog,
+                    body,
+                    first_end,
+                    nends,
+                    name,
+                } => {
+                    let options = ListenerOptions::from_bits(*opts as u32);
+                    let r = rt.clone();
+                    let lid = *id;
+                    let accept: evloop::listener::AcceptCb<H> =
+                        Box::new(move |b, _, fd, _| on_accept(&r, b, lid, fd));
+                    let (l, addr) = if *end >= 0 {
+                        let fd = rt.end_fd(*end);
+                        let l = Listener::new(&mut base, fd, options, Some(accept))
+                            .map_err(|e| format!("listener {name}: {e}"))?;
+                        if fd >= 0 && *opts as u32 & names::LEV_OPT_CLOSE_ON_FREE != 0 {
+                            rt.handed.borrow_mut().push(fd);
+                        }
+                        (l, None)
+                    } else {
+                        let any: SocketAddr = ([127, 0, 0, 1], 0).into();
+                        let l =
+                            Listener::bind(&mut base, any, options, *backlog as i32, Some(accept))
+                                .map_err(|e| format!("listener {name}: {e}"))?;
+                        let addr = l
+                            .local_addr(&mut base)
+                            .map_err(|e| format!("listener {name}: {e}"))?;
+                        (l, Some(addr))
+                    };
+                    let r = rt.clone();
+                    let lid = *id;
+                    l.set_error_cb(&mut base, move |b, _, e| on_accept_error(&r, b, lid, &e))
                         .map_err(|e| format!("listener {name}: {e}"))?;
-                    let addr = l
-                        .local_addr(&mut base)
-                        .map_err(|e| format!("listener {name}: {e}"))?;
-                    (l, Some(addr))
-                };
-                let r = rt.clone();
-                let lid = *id;
-                l.set_error_cb(&mut base, move |b, _, e| on_accept_error(&r, b, lid, &e))
-                    .map_err(|e| format!("listener {name}: {e}"))?;
-                rt.levs.borrow_mut().push(LevSlot {
-                    name: name.clone(),
-                    end: *end,
-                    opts: *opts as u32,
-                    body: *body as usize,
-                    first_end: *first_end,
-                    nends: *nends,
-                    next_end: *first_end,
-                    addr,
-                    handle: Some(l),
-                });
+                    rt.levs.borrow_mut().push(LevSlot {
+                        name: name.clone(),
+                        end: *end,
+                        opts: *opts as u32,
+                        body: *body as usize,
+                        first_end: *first_end,
+                        nends: *nends,
+                        next_end: *first_end,
+                        addr,
+                        handle: Some(l),
+                    });
+                }
+                Instr::At { time, start, count } => {
+                    ats.push((*time, *start as usize, *count as usize))
+                }
+                other => return Err(format!("unexpected directive {other:?}")),
             }
-            Instr::At { time, start, count } => ats.push((*time, *start as usize, *count as usize)),
-            other => return Err(format!("unexpected directive {other:?}")),
         }
-    }
-    ats.sort_by_key(|a| a.0); // stable: ties keep IR order
-    base.backend_mut().set_inputs(Box::new(Inputs {
-        rt: rt.clone(),
-        ats,
-        next: 0,
-    }));
+        ats.sort_by_key(|a| a.0); // stable: ties keep IR order
+        base.backend_mut().set_inputs(Box::new(Inputs {
+            rt: rt.clone(),
+            ats,
+            next: 0,
+        }));
 
-    let Instr::Main { start, count } = instrs[main_at] else {
-        unreachable!("found above");
-    };
-    run_range(&rt, &mut base, start as usize, count as usize, 0);
-    let now = base.backend_mut().now();
-    rt.line(now, Line::End);
-    if rt.runaway.get() {
-        return Err(format!(
-            "more than {MAX_CALLBACKS} callbacks: runaway scenario"
-        ));
-    }
+        let Instr::Main { start, count } = instrs[main_at] else {
+            unreachable!("found above");
+        };
+        run_range(&rt, &mut base, start as usize, count as usize, 0);
+        let now = base.backend_mut().now();
+        rt.line(now, Line::End);
+        Ok(())
+    })();
     // As the player: free what is left (prints nothing), then the base.
+    let out = rt.out.borrow().clone();
     let bevs: Vec<BufferEvent> = rt.bevs.borrow().iter().filter_map(|b| b.handle).collect();
     for b in bevs {
         let _ = b.free(&mut base);
@@ -596,6 +607,15 @@ pub fn run_scenario_with<H: ScenarioHost>(
     for l in levs {
         let _ = l.free(&mut base);
     }
+    // Freed bufferevents close their sockets in finalizer callbacks, which only a loop runs
+    // (libevent's event_base_free runs them too): delete every event, mute the callbacks, and
+    // let one nonblocking loop run what is still active. Nothing of it reaches the trace.
+    rt.finished.set(true);
+    let evs: Vec<EventId> = rt.events.borrow().iter().flatten().copied().collect();
+    for e in evs {
+        let _ = base.del(e);
+    }
+    let _ = base.run(LoopFlags::NONBLOCK);
     // The player's process exit closes its descriptors; this process lives on (`evconform
     // fuzz` runs thousands of scenarios), so close the ends the scenario left open, except
     // those a CLOSE_ON_FREE bufferevent or listener owns.
@@ -612,7 +632,12 @@ pub fn run_scenario_with<H: ScenarioHost>(
         let _ = base.backend_mut().close(fd);
     }
     drop(base);
-    let out = rt.out.borrow().clone();
+    played?;
+    if rt.runaway.get() {
+        return Err(format!(
+            "more than {MAX_CALLBACKS} callbacks: runaway scenario"
+        ));
+    }
     Ok(out)
 }
 

@@ -14,8 +14,8 @@
 //!   at most K calls (a level-triggered descriptor that stays ready cannot spin forever);
 //! - every `loop` in `main` is preceded by `loopexit HORIZON` unless it is a `ONCE` loop, which
 //!   ends after one pass or blocks forever (the virtual clock then ends it with rc -1);
-//! - no `priority_init` from callbacks (undefined behaviour in libevent) and none that would
-//!   shrink the queues below a priority in use.
+//! - no `priority_init` from callbacks (undefined behaviour in libevent) and, in `main`, none
+//!   that would shrink the queues below a priority in use.
 //!
 //! [`Config`] selects which feature groups are mixed (timers are always on).
 
@@ -706,6 +706,11 @@ fn action_of(cfg: &Config, ctx: &Ctx, kind: u8, x: u8, y: u8, z: u8, w: Where) -
             16 => Action::Loopcontinue,
             17 => Action::Sleep(pick(&[1_000, 2_000, 5_000, 10_000], y)),
             18 if w == Where::Callback && y % 4 == 0 => Action::Loop(0),
+            // from main only, and never fewer queues than the base has (an event's priority
+            // beyond the queues is undefined behaviour in libevent)
+            18 if w == Where::Main && y % 4 == 1 => {
+                Action::PriorityInit(ctx.prios + u32::from(z % 2))
+            }
             19 => Action::Print(PrintWhat::Counts),
             20 => Action::Add(ev(), AddTimeout::Tv(0)),
             21 => Action::Active(ev(), EV_TIMEOUT, 1),
