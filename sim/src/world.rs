@@ -208,6 +208,9 @@ struct Sock {
     remote: SocketAddr,
     /// Bytes sent towards the peer and not yet delivered.
     inflight: usize,
+    /// `sock->state == SS_CONNECTED`: a connect(2) returned success on it (or it was accepted,
+    /// or connected blocking); a nonblocking connect leaves it SS_CONNECTING.
+    ss_connected: bool,
     /// AF_UNIX: the skbs queued to this socket (unread bytes, truesize), oldest first.
     skbs: VecDeque<(usize, usize)>,
     /// AF_UNIX: the truesizes of this socket's skbs its peer has not consumed (sk_wmem_alloc).
@@ -718,6 +721,7 @@ impl World {
             local,
             remote,
             inflight: 0,
+            ss_connected: true,
             skbs: VecDeque::new(),
             wmem: 0,
             last_arrival: Time::ZERO,
@@ -1177,6 +1181,7 @@ impl World {
             local,
             remote,
             inflight: 0,
+            ss_connected: true,
             skbs: VecDeque::new(),
             wmem: 0,
             last_arrival: Time::ZERO,
@@ -1613,7 +1618,39 @@ impl World {
             self.line(host, format_args!("connect {dst} refused"));
             return Err(err(libc::ECONNREFUSED));
         }
-        self.connect(host, addr).map(|(fd, _)| fd)
+        let fd = self.connect(host, addr).map(|(fd, _)| fd)?;
+        if let Ok(s) = self.sock_of(host, fd) {
+            self.socks[s].ss_connected = true;
+        }
+        Ok(fd)
+    }
+
+    /// connect(2) on an existing socket, as Linux's `__inet_stream_connect` answers it for a
+    /// socket a nonblocking connect started: EALREADY during the handshake, success once it
+    /// completed (the socket becomes SS_CONNECTED), EISCONN after that; the pending error (or
+    /// ECONNABORTED) if the connection failed. AF_UNIX sockets take no IPv4 address (EINVAL).
+    pub(crate) fn connect_existing(
+        &mut self,
+        host: HostId,
+        fd: Fd,
+        _addr: SocketAddr,
+    ) -> io::Result<ConnectState> {
+        let s = self.sock_of(host, fd)?;
+        let k = &mut self.socks[s];
+        if !k.tcp {
+            return Err(err(libc::EINVAL));
+        }
+        if k.ss_connected {
+            return Err(err(libc::EISCONN));
+        }
+        match k.st {
+            St::SynSent => Err(err(libc::EALREADY)),
+            St::Established => {
+                k.ss_connected = true;
+                Ok(ConnectState::Connected)
+            }
+            St::Closed => Err(err(k.err.take().unwrap_or(libc::ECONNABORTED))),
+        }
     }
 
     pub(crate) fn connect(
@@ -1630,6 +1667,7 @@ impl World {
         let local = SocketAddr::new(IpAddr::V4(host_addr(host)), port);
         let s = self.new_sock(host, true, local, dst);
         self.socks[s].st = St::SynSent;
+        self.socks[s].ss_connected = false;
         self.conns += 1;
         self.socks[s].conn = self.conns;
         let fd = self.attach(host, s);

@@ -513,28 +513,6 @@ pub fn build(cfg: &Config, r: &Raw) -> Scenario {
         );
     }
     items.push(Item::Main(main));
-    // One `connect u0 l0` at most: evloop cannot connect a bufferevent that already has a
-    // socket (libevent calls connect(2) on it again; a known divergence, see
-    // conformance/README.md), so the generator does not ask for it.
-    let mut seen_connect = false;
-    for it in &mut items {
-        if let Item::On(_, b) | Item::OnCallback(_, _, b) | Item::At(_, b) | Item::Main(b) = it {
-            b.retain(|st| match &st.action {
-                Action::Connect(x, _) if x.name == "u0" => {
-                    !std::mem::replace(&mut seen_connect, true)
-                }
-                _ => true,
-            });
-            // and only on one call of a callback
-            for st in b.iter_mut() {
-                if let (Action::Connect(x, _), Some(c)) = (&st.action, &mut st.cond) {
-                    if x.name == "u0" {
-                        c.hi = Some(c.lo);
-                    }
-                }
-            }
-        }
-    }
     // a once body needs a `once` that uses it (outside its own body); removing a body may
     // orphan another, so repeat until nothing changes
     loop {
