@@ -12,6 +12,8 @@
 //!   bounded amount of work however often it runs;
 //! - the body of every persistent event starts with `#K.. del SELF`, so each `add` of it yields
 //!   at most K calls (a level-triggered descriptor that stays ready cannot spin forever);
+//! - every bufferevent read callback starts with `#K.. drain SELF`, so input left above the
+//!   low watermark cannot make it run forever;
 //! - every `loop` in `main` is preceded by `loopexit HORIZON` unless it is a `ONCE` loop, which
 //!   ends after one pass or blocks forever (the virtual clock then ends it with rc -1);
 //! - no `priority_init` from callbacks (undefined behaviour in libevent) and, in `main`, none
@@ -168,7 +170,7 @@ const AT_TIMES: &[u64] = &[1_000, 5_000, 10_000, 15_000, 30_000, 60_000];
 const HORIZONS: &[u64] = &[200_000, 1_000_000, 50_000, 500_000];
 const SIGNALS: &[i32] = &[10, 12, 1]; // SIGUSR1, SIGUSR2, SIGHUP
 const WRITE_SIZES: &[u32] = &[1, 10, 100, 4096, 5000, 10_000];
-const BEV_WRITE_SIZES: &[u32] = &[1, 5, 100, 4096, 10_000, 20_000];
+const BEV_WRITE_SIZES: &[u32] = &[1, 5, 100, 4096, 10_000, 2_000];
 const READ_SIZES: &[u32] = &[1, 2, 5, 64, 4096];
 const STRINGS: &[&[u8]] = &[b"x", b"hello", b"ab", b"\n"];
 const ONCE_BODIES: usize = 2;
@@ -455,8 +457,16 @@ pub fn build(cfg: &Config, r: &Raw) -> Scenario {
     for (k, (name, cb)) in bev_bodies.iter().enumerate() {
         let raw = body_of(NUM_EVENT_BODIES + ONCE_BODIES + k);
         let mut body: Vec<Stmt> = Vec::new();
-        if *cb == Callback::Accept && ctx.bevs.iter().any(|(b, _)| b == "s0") {
-            // nothing special: accepted ends x0, x1 are used by raw reads/writes below
+        if *cb == Callback::Read {
+            // a read callback that leaves its input above the low watermark is called again and
+            // again (a pair re-runs it at once): from some call on it drains everything
+            body.push(Stmt {
+                cond: Some(CallRange {
+                    lo: 2 + u32::from(raw.first().map_or(0, |s| s.4) % 3),
+                    hi: None,
+                }),
+                action: Action::Drain(id(name), false),
+            });
         }
         body.extend(raw.iter().filter_map(|s| {
             let mut ctx2 = Where::Callback;
