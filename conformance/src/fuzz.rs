@@ -666,6 +666,29 @@ mod tests {
     }
 
     #[test]
+    fn only_differences_at_or_after_a_select_window_are_cut() {
+        let exp = "# evloop-trace v1\n0 loop flags=0\n~window 2\n0 cb a #1 R\n0 cb b #1 W\n~window-end\n0 cb t #1 T\n";
+        // a difference before the window is a divergence
+        let before = compare::compare(exp, "# evloop-trace v1\n0 loop flags=1\n").unwrap_err();
+        assert!(!after_select_window(exp, &before));
+        // one after it is not (NONDETERMINISM.md §2)
+        let after = compare::compare(
+            exp,
+            "# evloop-trace v1\n0 loop flags=0\n0 cb a #1 R\n0 cb b #1 W\n0 cb u #1 T\n",
+        )
+        .unwrap_err();
+        assert!(after_select_window(exp, &after));
+        // and a trace without windows has no such rule
+        let plain = exp.replace("~window 2\n", "").replace("~window-end\n", "");
+        let m = compare::compare(
+            &plain,
+            "# evloop-trace v1\n0 loop flags=0\n0 cb b #1 W\n0 cb a #1 R\n0 cb t #1 T\n",
+        )
+        .unwrap_err();
+        assert!(!after_select_window(&plain, &m));
+    }
+
+    #[test]
     fn deletions_remove_one_thing_each() {
         let sc = scenario::parse(
             "t.scn",
