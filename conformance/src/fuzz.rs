@@ -127,7 +127,7 @@ pub struct Summary {
     /// threads' descriptors shift, so its order after a multi-descriptor select() can vary.
     pub unrepeated: u64,
     /// The cases counted in `unrepeated`.
-    pub nondeterministic_cases: Vec<u64>,
+    pub nondeterministic_cases: Vec<String>,
     /// Select comparisons that agreed up to a select() window and differed in or after it
     /// (NONDETERMINISM.md §2: not a divergence, counted).
     pub select_window_cut: u64,
@@ -551,13 +551,16 @@ pub fn fuzz(opts: &Options, groups: &str, out: &mut dyn std::io::Write) -> Resul
                         sum.first_libevent_error = Some(format!("case {k}: {e}"));
                     }
                 }
-                Ok(Outcome::Differ(_)) => {
+                Ok(Outcome::Differ(first)) => {
                     sum.cases += 1;
                     sum.comparisons += opts.backends.len() as u64;
                     let confirmed = confirm.unwrap_or_default();
                     if confirmed.is_empty() {
                         sum.unrepeated += 1;
-                        sum.nondeterministic_cases.push(k);
+                        let backends: Vec<&str> =
+                            first.iter().map(|d| d.backend.as_str()).collect();
+                        sum.nondeterministic_cases
+                            .push(format!("{k} ({})", backends.join(" ")));
                     } else {
                         pending.push((k, confirmed));
                         if !opts.keep_going {

@@ -332,8 +332,8 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             );
             if !sum.nondeterministic_cases.is_empty() {
                 println!(
-                    "cases whose difference did not repeat on a second run: {:?}",
-                    sum.nondeterministic_cases
+                    "cases whose difference did not repeat on a second run: {}",
+                    sum.nondeterministic_cases.join(", ")
                 );
             }
             if let Some(e) = &sum.first_libevent_error {
