@@ -124,7 +124,8 @@ pub struct Summary {
     pub first_libevent_error: Option<String>,
     /// Cases whose difference did not repeat when the case ran again (libevent and evloop):
     /// skipped. evloop's select backend scans in its own descriptor numbers, which other worker
-    /// threads' descriptors shift, so its order after a multi-descriptor select() can vary.
+    /// threads' descriptors shift, so its order after a multi-descriptor select() can vary; and
+    /// TCP over loopback can lag behind `connect(2)` on a loaded machine (either side).
     pub unrepeated: u64,
     /// The cases counted in `unrepeated`.
     pub nondeterministic_cases: Vec<String>,
