@@ -132,3 +132,41 @@ fn priority_init_below_an_event_is_an_error_line_not_a_crash() {
         );
     }
 }
+
+/// `check` over nothing is not a pass: zero scenarios, or a backend column that compared no
+/// trace with a fixture, makes it fail.
+#[test]
+fn check_with_nothing_to_compare_fails() {
+    let empty = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_evconform"))
+        .args(["check", "--scenarios"])
+        .arg(empty.path())
+        .args(["--fixtures"])
+        .arg(empty.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("error: no scenarios"), "{stdout}");
+
+    // One scenario, no fixtures: every column has zero comparisons.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("one.scn"),
+        "event t timer\nmain {\n  add t 1ms\n  loop\n}\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_evconform"))
+        .args(["check", "--backend", "epoll", "--scenarios"])
+        .arg(dir.path())
+        .args(["--fixtures"])
+        .arg(empty.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("error: backend epoll: zero comparisons with a fixture"),
+        "{stdout}"
+    );
+}
