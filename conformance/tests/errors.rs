@@ -170,3 +170,50 @@ fn check_with_nothing_to_compare_fails() {
         "{stdout}"
     );
 }
+
+/// 4,097 sleeps of 2^50 us pass the virtual clock's horizon (2^62 us, IR.md §6): the run is an
+/// error on every evloop backend (the clock used to saturate and print -1), not a trace.
+#[test]
+fn passing_the_virtual_clock_horizon_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("horizon.scn");
+    let mut src = String::from("main {\n");
+    for _ in 0..4097 {
+        src.push_str("  sleep 1125899906842624us\n");
+    }
+    src.push_str("  print time\n}\n");
+    std::fs::write(&path, src).unwrap();
+    for backend in ["epoll", "poll", "select", "mio"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_evconform"))
+            .args(["run", "--backend", backend])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{backend}: {stderr}");
+        assert!(
+            stderr.contains("would pass its horizon of 2^62 us"),
+            "{backend}: {stderr}"
+        );
+        assert!(!String::from_utf8_lossy(&out.stdout).contains(" -1 "));
+    }
+    // 4,096 such sleeps reach the horizon exactly, which is allowed.
+    let mut src = String::from("main {\n");
+    for _ in 0..4096 {
+        src.push_str("  sleep 1125899906842624us\n");
+    }
+    src.push_str("}\n");
+    std::fs::write(&path, src).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_evconform"))
+        .args(["run", "--backend", "epoll"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout.lines().last(), Some("4611686018427387904 end"));
+}

@@ -275,3 +275,31 @@ fn the_player_matches_the_committed_fixtures() {
         Err(problems) => panic!("{}", problems.join("\n\n")),
     }
 }
+
+/// The player refuses to move its virtual clock past the horizon (2^62 us, IR.md §6) as the
+/// Rust runner does (conformance/tests/errors.rs), instead of wrapping around.
+#[test]
+fn the_player_stops_at_the_virtual_clock_horizon() {
+    let Some(_) = player_or_skip("the_player_stops_at_the_virtual_clock_horizon") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("horizon.scn");
+    let mut src = String::from("main {\n");
+    for _ in 0..4097 {
+        src.push_str("  sleep 1125899906842624us\n");
+    }
+    src.push_str("}\n");
+    fs::write(&path, src).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_evconform"))
+        .args(["run", "--backend", "libevent-epoll"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("player: the virtual clock would pass its horizon of 2^62 us"),
+        "{stderr}"
+    );
+}

@@ -39,6 +39,11 @@ pub const PLAYER_WEAKRAND_SEED: u32 = 1000 + 4242;
 /// The player's runaway guard, mirrored.
 const MAX_CALLBACKS: u64 = 100_000;
 
+/// The virtual clock's horizon (IR.md §6): a scenario whose clock would pass 2^62 µs after its
+/// start is an error, here and in the player (which would otherwise overflow its clock while
+/// evloop's saturates).
+pub const HORIZON_US: u64 = 1 << 62;
+
 // --------------------------------------------------------------------------------------------
 // Hosts: what the runner needs from a backend besides the `Backend` trait
 
@@ -201,11 +206,16 @@ struct Rt {
     loop_depth: Cell<u32>,
     callbacks: Cell<u64>,
     runaway: Cell<bool>,
+    /// The virtual clock passed (or a sleep would pass) [`HORIZON_US`].
+    past_horizon: Cell<bool>,
     method: &'static str,
 }
 
 impl Rt {
     fn line(&self, now: Time, l: Line<'_>) {
+        if now.as_micros() > HORIZON_US {
+            self.past_horizon.set(true);
+        }
         let mut out = self.out.borrow_mut();
         out.push_str(&l.render(now.as_micros() as i64, self.input.get()));
         out.push('\n');
@@ -254,8 +264,8 @@ impl Rt {
     fn count_callback<H: Backend>(&self, base: &mut Base<H>) -> bool {
         let n = self.callbacks.get() + 1;
         self.callbacks.set(n);
-        if n > MAX_CALLBACKS {
-            self.runaway.set(true);
+        if n > MAX_CALLBACKS || self.past_horizon.get() {
+            self.runaway.set(n > MAX_CALLBACKS);
             base.loopbreak();
             return false;
         }
@@ -383,6 +393,7 @@ pub fn run_scenario_with<H: ScenarioHost>(
         loop_depth: Cell::new(0),
         callbacks: Cell::new(0),
         runaway: Cell::new(false),
+        past_horizon: Cell::new(false),
         method: H::method_name(backend),
     });
     // The remaining directives, top to bottom, as the player performs them.
@@ -546,6 +557,11 @@ pub fn run_scenario_with<H: ScenarioHost>(
     run_range(&rt, &mut base, start as usize, count as usize, 0);
     let now = base.backend_mut().now();
     rt.line(now, Line::End);
+    if rt.past_horizon.get() {
+        return Err(format!(
+            "the virtual clock would pass its horizon of 2^62 us ({HORIZON_US} us) after the start"
+        ));
+    }
     if rt.runaway.get() {
         return Err(format!(
             "more than {MAX_CALLBACKS} callbacks: runaway scenario"
@@ -747,7 +763,7 @@ fn run_range<H: ScenarioHost>(
 ) {
     let mut pc = start;
     while pc < start + count {
-        if rt.runaway.get() {
+        if rt.runaway.get() || rt.past_horizon.get() {
             return;
         }
         let ins = &rt.code[pc];
@@ -1244,6 +1260,11 @@ fn exec<H: ScenarioHost>(rt: &Rc<Rt>, base: &mut Base<H>, ins: &Instr) {
             rt.line(now, Line::PriorityInit { n: *n, rc: rc(&r) });
         }
         Instr::Sleep { us } => {
+            if (*us).max(0) as u64 > HORIZON_US.saturating_sub(now.as_micros()) {
+                rt.past_horizon.set(true);
+                base.loopbreak();
+                return;
+            }
             rt.line(now, Line::Sleep { us: *us });
             base.backend_mut().advance(tv_arg(*us));
         }
