@@ -90,8 +90,9 @@ fn quick_run_prints_every_row() {
     assert!(bytes > 0.0, "{mem}");
 }
 
-/// The scenario parser is linear: `evbench parse` fails if 80k declarations take 1 s or more
-/// (they took 14 s when lowering was quadratic). Needs no libevent.
+/// The scenario parser is linear: `evbench parse` fails if doubling the declarations from 40k
+/// to 80k more than triples the time, or if 80k take 3 s (they took 14 s, and 4x per doubling,
+/// when lowering was quadratic). Needs no libevent.
 #[test]
 fn parser_benchmark_is_linear() {
     let out = Command::new(env!("CARGO_BIN_EXE_evbench"))
