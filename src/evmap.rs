@@ -226,7 +226,10 @@ mod tests {
         m.push(2, 8);
         m.push(10, 9);
         assert!(m.any() && !m.is_empty(2) && !m.is_empty(10) && m.is_empty(3));
-        assert_eq!((m.len_of(2), m.get(2, 0), m.get(2, 1)), (2, Some(7), Some(8)));
+        assert_eq!(
+            (m.len_of(2), m.get(2, 0), m.get(2, 1)),
+            (2, Some(7), Some(8))
+        );
         m.remove(2, 7);
         m.remove(2, 7); // not there any more: nothing changes
         assert!(!m.is_empty(2) && m.get(2, 0) == Some(8));
