@@ -217,4 +217,27 @@ mod tests {
         assert!(m.add(-1, 1, Events::READ).is_err());
         assert!(m.add(MAX_FD, 1, Events::READ).is_err());
     }
+
+    #[test]
+    fn signal_map_counts_per_signal_and_in_total() {
+        let mut m = SignalMap::default();
+        assert!(!m.any() && m.is_empty(2));
+        m.push(2, 7);
+        m.push(2, 8);
+        m.push(10, 9);
+        assert!(m.any() && !m.is_empty(2) && !m.is_empty(10) && m.is_empty(3));
+        assert_eq!(
+            (m.len_of(2), m.get(2, 0), m.get(2, 1)),
+            (2, Some(7), Some(8))
+        );
+        m.remove(2, 7);
+        m.remove(2, 7); // not there any more: nothing changes
+        assert!(!m.is_empty(2) && m.get(2, 0) == Some(8));
+        m.remove(2, 8);
+        assert!(m.is_empty(2) && m.any(), "signal 10 still has an event");
+        m.remove(10, 9);
+        assert!(!m.any() && m.is_empty(10));
+        m.remove(-1, 9);
+        assert!(!m.any());
+    }
 }

@@ -153,7 +153,7 @@ fn level_triggered_rereports_until_drained<B: Backend>(make: impl Fn() -> B) {
 fn edge_triggered_reports_once_per_edge<B: Backend>(make: impl Fn() -> B) {
     let mut b = make();
     if !b.features().edge_triggered {
-        return;
+        return et_is_ignored_without_the_feature(b);
     }
     let (x, y) = b.socketpair().unwrap();
     b.add(y, NONE, R | Events::ET).unwrap();
@@ -174,6 +174,23 @@ fn edge_triggered_reports_once_per_edge<B: Backend>(make: impl Fn() -> B) {
         "a new edge, reported with ET"
     );
     assert_eq!(io_of(&dispatch(&mut b, Some(SHORT)), y), NONE);
+    close_all(&mut b, &[x, y]);
+}
+
+/// Without the edge-triggered feature (poll, select), EV_ET is ignored as libevent's poll and
+/// select ignore it: the fd is level-triggered and reports never carry ET.
+fn et_is_ignored_without_the_feature<B: Backend>(mut b: B) {
+    let (x, y) = b.socketpair().unwrap();
+    b.add(y, NONE, R | Events::ET).unwrap();
+    b.write(x, b"1").unwrap();
+    assert_eq!(wait_for(&mut b, y, R), R, "no ET bit in the report");
+    for _ in 0..2 {
+        let ready = dispatch(&mut b, Some(SHORT));
+        assert_eq!(reports(&ready, y), vec![R], "not drained: reported again");
+    }
+    let mut buf = [0u8; 1];
+    assert_eq!(b.read(y, &mut buf).unwrap(), 1);
+    assert_eq!(io_of(&dispatch(&mut b, Some(SHORT)), y), NONE, "drained");
     close_all(&mut b, &[x, y]);
 }
 
@@ -235,7 +252,7 @@ fn del_one_direction_keeps_the_other<B: Backend>(make: impl Fn() -> B) {
 fn closed_after_peer_shutdown<B: Backend>(make: impl Fn() -> B) {
     let mut b = make();
     if !b.features().early_close {
-        return;
+        return closed_never_reported_without_the_feature(b);
     }
     let (x, y) = b.socketpair().unwrap();
     b.add(y, NONE, C).unwrap();
@@ -252,6 +269,28 @@ fn closed_after_peer_shutdown<B: Backend>(make: impl Fn() -> B) {
         R | C,
         "EOF is readable too"
     );
+    close_all(&mut b, &[x, y]);
+}
+
+/// Without the early-close feature (select), EV_CLOSED is never reported, as with libevent's
+/// select: a peer's shutdown only shows as a readable end of file.
+fn closed_never_reported_without_the_feature<B: Backend>(mut b: B) {
+    let (x, y) = b.socketpair().unwrap();
+    b.add(y, NONE, R | C).unwrap();
+    assert_eq!(
+        io_of(&dispatch(&mut b, Some(SHORT)), y),
+        NONE,
+        "peer still open"
+    );
+    b.shutdown(x, Shutdown::Write).unwrap();
+    assert_eq!(
+        wait_for(&mut b, y, R),
+        R,
+        "end of file is readable, never C"
+    );
+    for _ in 0..2 {
+        assert_eq!(io_of(&dispatch(&mut b, Some(SHORT)), y), R, "still no C");
+    }
     close_all(&mut b, &[x, y]);
 }
 

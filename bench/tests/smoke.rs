@@ -1,8 +1,29 @@
 //! A quick smoke run of `evbench` (not a measurement): proves the Rust side, the libevent
 //! program and the bare-epoll floor all build, run the same work and print every row.
-//! Needs libevent-dev and a C compiler: with CI=true their absence fails the test.
+//! Needs libevent-dev and a C compiler: on CI (`CI` set to anything but empty, `false` or `0`)
+//! their absence fails the test.
 
 use std::process::Command;
+
+/// True on CI: `CI` is set to anything but empty, `false` or `0` (`CI=1`, `CI=yes` count).
+/// There a missing libevent is a failure, never a skip.
+fn on_ci(value: Option<&str>) -> bool {
+    value.is_some_and(|v| !v.is_empty() && !v.eq_ignore_ascii_case("false") && v != "0")
+}
+
+fn ci() -> bool {
+    on_ci(std::env::var("CI").ok().as_deref())
+}
+
+#[test]
+fn ci_means_any_value_but_empty_false_or_0() {
+    for v in ["true", "1", "yes", "TRUE", "on"] {
+        assert!(on_ci(Some(v)), "CI={v}");
+    }
+    for v in [None, Some(""), Some("false"), Some("0"), Some("False")] {
+        assert!(!on_ci(v), "CI={v:?}");
+    }
+}
 
 fn libevent_available() -> bool {
     Command::new("pkg-config")
@@ -13,9 +34,10 @@ fn libevent_available() -> bool {
 
 #[test]
 fn quick_run_prints_every_row() {
+    let _serial = serial();
     if !libevent_available() {
         assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
+            !ci(),
             "libevent-dev is required in CI (the benchmark smoke run compares with it)"
         );
         eprintln!("skipping: libevent-dev is not installed (install it to run this test)");
@@ -70,4 +92,55 @@ fn quick_run_prints_every_row() {
         .expect("memory row");
     let bytes: f64 = mem.split('|').nth(2).unwrap().trim().parse().unwrap();
     assert!(bytes > 0.0, "{mem}");
+}
+
+/// The tests of this file run one at a time: the parser's timing must not share the CPU with
+/// the other runs.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The scenario parser is linear: `evbench parse` fails if 80k declarations take more than 8x
+/// as long as 20k, or 3 s (they took 14 s, and 16x, when lowering was quadratic). Needs no
+/// libevent.
+#[test]
+fn parser_benchmark_is_linear() {
+    let _serial = serial();
+    let out = Command::new(env!("CARGO_BIN_EXE_evbench"))
+        .arg("parse")
+        .output()
+        .expect("evbench runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("| 80000 |"), "{text}");
+}
+
+/// A small soak on every real backend: every client gets exactly the message and EOF, and the
+/// server ends with the descriptors it started with (`evbench soak` fails otherwise).
+#[test]
+fn small_soak_on_every_backend() {
+    let _serial = serial();
+    let out = Command::new(env!("CARGO_BIN_EXE_evbench"))
+        .args(["soak", "--connections", "300"])
+        .output()
+        .expect("evbench runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for b in ["epoll", "poll", "select", "mio"] {
+        let rows = text
+            .lines()
+            .filter(|l| l.starts_with(&format!("| {b} |")))
+            .count();
+        assert_eq!(rows, 3, "{b}: one row per client count\n{text}");
+    }
 }

@@ -46,6 +46,9 @@
 #define PINNED_PID 4242
 #define MAX_CALLBACKS 100000L
 #define MAX_WAITS 1000000L
+/* The virtual clock's horizon (IR.md §6): moving it past 2^62 us after the start is an error
+ * (exit 5), as in the Rust runner; vnow_us would overflow not far beyond. */
+#define HORIZON_US (1LL << 62)
 
 static long long vnow_us = START_US;
 
@@ -738,6 +741,9 @@ static void exec(const struct ins *in)
 		tr("priority_init %lld rc=%d", a[0], event_base_priority_init(base, (int)a[0]));
 		break;
 	case OP_SLEEP:
+		if (a[0] > 0 && a[0] > HORIZON_US - (vnow_us - START_US))
+			die(5, "the virtual clock would pass its horizon of 2^62 us (%lld us) after the start",
+			    HORIZON_US);
 		tr("sleep %lld", a[0]);
 		vnow_us += a[0];
 		break;
@@ -976,7 +982,11 @@ static void perform_due_inputs(void)
  * 0 if the clock moved to the deadline (return 0), -1 if the wait would block forever. */
 static int advance(long long req_us)
 {
-	long long target = req_us < 0 ? -1 : vnow_us + req_us;
+	long long target;
+	if (req_us > HORIZON_US - (vnow_us - START_US))
+		die(5, "the virtual clock would pass its horizon of 2^62 us (%lld us) after the start",
+		    HORIZON_US);
+	target = req_us < 0 ? -1 : vnow_us + req_us;
 	if (++total_waits > MAX_WAITS)
 		die(4, "more than %ld waits: runaway scenario", MAX_WAITS);
 	if (at_next < nats && (target < 0 || START_US + ats[at_next].time <= target)) {

@@ -1,6 +1,7 @@
 //! The gate can fail: a fixture with one changed line fails the comparison with a readable
 //! diff, and `record --check` fails when a committed fixture is changed. Tests that need
-//! libevent and a C compiler fail when CI=true and they are missing, and are skipped otherwise.
+//! libevent and a C compiler fail on CI (`CI` set to anything but empty, `false` or `0`) when
+//! they are missing, and are skipped otherwise.
 
 use std::fs;
 use std::path::Path;
@@ -10,11 +11,31 @@ use evloop_conformance::check::{self, Dispatch, Outcome, Runner};
 use evloop_conformance::player::Player;
 use evloop_conformance::{fixture, record};
 
+/// True on CI: `CI` is set to anything but empty, `false` or `0` (`CI=1`, `CI=yes` count).
+/// There a missing libevent is a failure, never a skip.
+fn on_ci(value: Option<&str>) -> bool {
+    value.is_some_and(|v| !v.is_empty() && !v.eq_ignore_ascii_case("false") && v != "0")
+}
+
+fn ci() -> bool {
+    on_ci(std::env::var("CI").ok().as_deref())
+}
+
+#[test]
+fn ci_means_any_value_but_empty_false_or_0() {
+    for v in ["true", "1", "yes", "TRUE", "on"] {
+        assert!(on_ci(Some(v)), "CI={v}");
+    }
+    for v in [None, Some(""), Some("false"), Some("0"), Some("False")] {
+        assert!(!on_ci(v), "CI={v:?}");
+    }
+}
+
 fn player_or_skip(test: &str) -> Option<Player> {
     match Player::build() {
         Ok(p) => Some(p),
         Err(e) => {
-            if std::env::var("CI").as_deref() == Ok("true") {
+            if ci() {
                 panic!("{test}: libevent-dev and a C compiler are required on CI: {e}");
             }
             eprintln!("skipping {test}: {e}");
@@ -253,4 +274,32 @@ fn the_player_matches_the_committed_fixtures() {
         Ok(n) => assert_eq!(n, corpus.len() * 3),
         Err(problems) => panic!("{}", problems.join("\n\n")),
     }
+}
+
+/// The player refuses to move its virtual clock past the horizon (2^62 us, IR.md §6) as the
+/// Rust runner does (conformance/tests/errors.rs), instead of wrapping around.
+#[test]
+fn the_player_stops_at_the_virtual_clock_horizon() {
+    let Some(_) = player_or_skip("the_player_stops_at_the_virtual_clock_horizon") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("horizon.scn");
+    let mut src = String::from("main {\n");
+    for _ in 0..4097 {
+        src.push_str("  sleep 1125899906842624us\n");
+    }
+    src.push_str("}\n");
+    fs::write(&path, src).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_evconform"))
+        .args(["run", "--backend", "libevent-epoll"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("player: the virtual clock would pass its horizon of 2^62 us"),
+        "{stderr}"
+    );
 }

@@ -1006,8 +1006,11 @@ pub fn lower(sc: &Scenario) -> Ir {
     let mut commons: BTreeMap<String, i64> = BTreeMap::new();
     let mut bevs: BTreeMap<String, i64> = BTreeMap::new();
     let mut levs: BTreeMap<String, i64> = BTreeMap::new();
-    let add_body = |name: &str, bodies: &mut Vec<String>| {
-        if !bodies.iter().any(|b| b == name) {
+    // A set of the names already in `bodies`: a scan of `bodies` per name made lowering
+    // quadratic in the number of declarations.
+    let mut seen: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    let mut add_body = |name: &str, bodies: &mut Vec<String>| {
+        if seen.insert(name.to_string()) {
             bodies.push(name.to_string());
         }
     };

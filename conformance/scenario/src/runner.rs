@@ -51,6 +51,11 @@ pub fn set_core_fault(fault: Option<evloop::CoreFault>) {
 /// The player's runaway guard, mirrored.
 const MAX_CALLBACKS: u64 = 100_000;
 
+/// The virtual clock's horizon (IR.md §6): a scenario whose clock would pass 2^62 µs after its
+/// start is an error, here and in the player (which would otherwise overflow its clock while
+/// evloop's saturates).
+pub const HORIZON_US: u64 = 1 << 62;
+
 // --------------------------------------------------------------------------------------------
 // Hosts: what the runner needs from a backend besides the `Backend` trait
 
@@ -226,11 +231,16 @@ struct Rt {
     runaway: Cell<bool>,
     /// The program ended: callbacks run by the cleanup do nothing.
     finished: Cell<bool>,
+    /// The virtual clock passed (or a sleep would pass) [`HORIZON_US`].
+    past_horizon: Cell<bool>,
     method: &'static str,
 }
 
 impl Rt {
     fn line(&self, now: Time, l: Line<'_>) {
+        if now.as_micros() > HORIZON_US {
+            self.past_horizon.set(true);
+        }
         let mut out = self.out.borrow_mut();
         out.push_str(&l.render(now.as_micros() as i64, self.input.get()));
         out.push('\n');
@@ -282,8 +292,8 @@ impl Rt {
         }
         let n = self.callbacks.get() + 1;
         self.callbacks.set(n);
-        if n > MAX_CALLBACKS {
-            self.runaway.set(true);
+        if n > MAX_CALLBACKS || self.past_horizon.get() {
+            self.runaway.set(n > MAX_CALLBACKS);
             base.loopbreak();
             return false;
         }
@@ -419,6 +429,7 @@ pub fn run_scenario_with<H: ScenarioHost>(
         callbacks: Cell::new(0),
         runaway: Cell::new(false),
         finished: Cell::new(false),
+        past_horizon: Cell::new(false),
         method: H::method_name(backend),
     });
     // Setup, then main; whatever happens, the cleanup below runs (no descriptor may leak
@@ -633,6 +644,11 @@ pub fn run_scenario_with<H: ScenarioHost>(
     }
     drop(base);
     played?;
+    if rt.past_horizon.get() {
+        return Err(format!(
+            "the virtual clock would pass its horizon of 2^62 us ({HORIZON_US} us) after the start"
+        ));
+    }
     if rt.runaway.get() {
         return Err(format!(
             "more than {MAX_CALLBACKS} callbacks: runaway scenario"
@@ -832,7 +848,7 @@ fn run_range<H: ScenarioHost>(
 ) {
     let mut pc = start;
     while pc < start + count {
-        if rt.runaway.get() {
+        if rt.runaway.get() || rt.past_horizon.get() {
             return;
         }
         let ins = &rt.code[pc];
@@ -1346,6 +1362,11 @@ fn exec<H: ScenarioHost>(rt: &Rc<Rt>, base: &mut Base<H>, ins: &Instr) {
             rt.line(now, Line::PriorityInit { n: *n, rc: rc(&r) });
         }
         Instr::Sleep { us } => {
+            if (*us).max(0) as u64 > HORIZON_US.saturating_sub(now.as_micros()) {
+                rt.past_horizon.set(true);
+                base.loopbreak();
+                return;
+            }
             rt.line(now, Line::Sleep { us: *us });
             base.backend_mut().advance(tv_arg(*us));
         }

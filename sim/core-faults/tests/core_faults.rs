@@ -1,8 +1,6 @@
 //! The explorer catches a reactor that breaks an invariant: with evloop's test-only switch
-//! (`--features test-faults`) turned on, `explore` finds failing seeds, and re-running a printed
-//! seed reproduces the failure. Run by `.ci/run`:
-//! `cargo test --release -p evloop-sim --features test-faults --test core_faults`.
-#![cfg(feature = "test-faults")]
+//! (`test-faults`, turned on by this crate's dev-dependency) `explore` finds failing seeds, and
+//! re-running a printed seed reproduces the failure. `cargo test --workspace --release` runs it.
 
 use evloop_sim::explore::explore;
 use evloop_sim::targets::{builtin, command, RunOptions};

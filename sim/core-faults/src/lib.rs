@@ -1,0 +1,1 @@
+//! Test-only crate: see `tests/core_faults.rs` and `Cargo.toml` for why it exists.
