@@ -75,6 +75,35 @@ struct Programs {
     _dir: tempfile::TempDir,
     libevent: PathBuf,
     floor: PathBuf,
+    /// A directory where `libevent-2.1.so.7` is evloop's C ABI library (`evloop-capi`): the
+    /// libevent program run with `LD_LIBRARY_PATH` there runs on evloop, unchanged.
+    capi: PathBuf,
+}
+
+/// evloop's C ABI library: `$EVLOOP_CAPI_LIB`, or `libevloop_capi.so` built next to this
+/// executable (evloop-bench depends on evloop-capi so that cargo builds it, into `deps/`).
+fn capi_library() -> Result<PathBuf, String> {
+    if let Some(p) = std::env::var_os("EVLOOP_CAPI_LIB").filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut dir = exe.parent().ok_or("no exe dir")?.to_path_buf();
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.pop();
+    }
+    let newest = [
+        dir.join("libevloop_capi.so"),
+        dir.join("deps/libevloop_capi.so"),
+    ]
+    .into_iter()
+    .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+    .max_by_key(|(t, _)| *t);
+    newest.map(|(_, p)| p).ok_or_else(|| {
+        format!(
+            "libevloop_capi.so not found in {} (cargo build --release -p evloop-capi, or set EVLOOP_CAPI_LIB)",
+            dir.display()
+        )
+    })
 }
 
 fn build(dir: &Path, name: &str, src: &str, libs: &[&str]) -> Result<PathBuf, String> {
@@ -99,15 +128,35 @@ fn build(dir: &Path, name: &str, src: &str, libs: &[&str]) -> Result<PathBuf, St
 
 fn programs() -> Result<Programs, String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let lib = capi_library()?
+        .canonicalize()
+        .map_err(|e| format!("evloop-capi library: {e}"))?;
+    let capi = dir.path().join("capi");
+    std::fs::create_dir(&capi).map_err(|e| e.to_string())?;
+    for name in ["libevent-2.1.so.7", "libevent_core-2.1.so.7"] {
+        std::os::unix::fs::symlink(&lib, capi.join(name)).map_err(|e| e.to_string())?;
+    }
     Ok(Programs {
         libevent: build(dir.path(), "libevent_bench", LIBEVENT_SRC, &["-levent"])?,
         floor: build(dir.path(), "epoll_floor", FLOOR_SRC, &[])?,
+        capi,
         _dir: dir,
     })
 }
 
 fn run_c(exe: &Path, args: &[String]) -> Result<String, String> {
-    let out = Command::new(exe)
+    run_c_with(exe, args, None)
+}
+
+/// Runs a C program, with `LD_LIBRARY_PATH=lib_dir` if given (the program then loads evloop's
+/// C ABI library instead of libevent).
+fn run_c_with(exe: &Path, args: &[String], lib_dir: Option<&Path>) -> Result<String, String> {
+    let mut cmd = Command::new(exe);
+    cmd.env_remove("LD_LIBRARY_PATH");
+    if let Some(d) = lib_dir {
+        cmd.env("LD_LIBRARY_PATH", d);
+    }
+    let out = cmd
         .args(args)
         .output()
         .map_err(|e| format!("{}: {e}", exe.display()))?;
@@ -266,6 +315,8 @@ struct Contender {
     floor: bool,
     exe: PathBuf,
     args: Vec<String>,
+    /// `LD_LIBRARY_PATH` for the run: evloop's C ABI library under libevent's soname.
+    lib_dir: Option<PathBuf>,
 }
 
 impl Contender {
@@ -274,7 +325,7 @@ impl Contender {
         if let Some(i) = args.iter().position(|a| a == "RUNS") {
             args[i] = runs.to_string();
         }
-        let s = parse_samples(&run_c(&self.exe, &args)?);
+        let s = parse_samples(&run_c_with(&self.exe, &args, self.lib_dir.as_deref())?);
         if s.len() != runs {
             return Err(format!("{}: {} samples for {runs} runs", self.who, s.len()));
         }
@@ -348,6 +399,7 @@ fn dispatch_contenders(
             floor: true,
             exe: p.floor.clone(),
             args,
+            lib_dir: None,
         });
     }
     for m in ["epoll", "poll", "select"] {
@@ -360,6 +412,21 @@ fn dispatch_contenders(
             floor: false,
             exe: p.libevent.clone(),
             args: cell(&["dispatch", m]),
+            lib_dir: None,
+        });
+    }
+    // The same libevent program, unchanged, on evloop through the C ABI.
+    for m in ["epoll", "poll", "select"] {
+        if m == "select" && !select_ok {
+            continue;
+        }
+        out.push(Contender {
+            who: format!("evloop C ABI {m}"),
+            reference: Some(format!("libevent {m}")),
+            floor: false,
+            exe: p.libevent.clone(),
+            args: cell(&["dispatch", m]),
+            lib_dir: Some(p.capi.clone()),
         });
     }
     for b in ["epoll", "poll", "select", "mio"] {
@@ -373,6 +440,7 @@ fn dispatch_contenders(
             floor: false,
             exe: me.clone(),
             args: cell(&["ring", b]),
+            lib_dir: None,
         });
     }
     Ok(out)

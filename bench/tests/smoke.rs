@@ -40,6 +40,9 @@ fn quick_run_prints_every_row() {
         "evloop poll",
         "evloop select",
         "evloop mio",
+        "evloop C ABI epoll",
+        "evloop C ABI poll",
+        "evloop C ABI select",
     ] {
         let rows = text
             .lines()

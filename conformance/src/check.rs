@@ -114,10 +114,13 @@ pub fn libevent_method(backend: &str) -> Option<&'static str> {
 }
 
 /// The fixture a backend is compared with: `epoll`/`poll`/`select` with libevent's method of the
-/// same name, every other evloop backend (mio, sim) with epoll's, `libevent-X` with itself.
+/// same name, every other evloop backend (mio, sim) with epoll's, `libevent-X` with itself and
+/// `capi-X` (the player on evloop's C ABI) with `libevent-X`.
 pub fn fixture_backend(backend: &str) -> String {
     if libevent_method(backend).is_some() {
         backend.to_string()
+    } else if let Some(m) = crate::capi::capi_method(backend) {
+        format!("libevent-{m}")
     } else if fixture::LIBEVENT_METHODS.contains(&backend) {
         format!("libevent-{backend}")
     } else {

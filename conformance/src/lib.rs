@@ -7,6 +7,7 @@
 //! run, and the virtual clock), TRACE.md (trace lines), NONDETERMINISM.md (the one relaxation).
 #![forbid(unsafe_code)]
 
+pub mod capi;
 pub mod check;
 pub mod compare;
 pub mod evloop_runner;

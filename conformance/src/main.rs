@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 
 use evloop_conformance::check::{self, Dispatch, PlayerRunner, Runner};
 use evloop_conformance::{
-    default_fixtures_dir, default_scenarios_dir, evloop_runner, record, scenario,
+    capi, default_fixtures_dir, default_scenarios_dir, evloop_runner, record, scenario,
 };
 
 #[derive(Parser)]
@@ -37,8 +37,10 @@ enum Cmd {
     },
     /// Run every scenario on backends and compare with the fixtures; print the matrix.
     Check {
-        /// A backend to check (repeatable): epoll, poll, select, mio, sim, or
-        /// libevent-epoll|poll|select. Default: epoll, poll, select, mio and sim.
+        /// A backend to check (repeatable): epoll, poll, select, mio, sim,
+        /// libevent-epoll|poll|select, or capi-epoll|poll|select (the C player on evloop's C
+        /// ABI library; needs a C compiler and libevent-dev). Default: epoll, poll, select, mio
+        /// and sim.
         #[arg(long = "backend", value_name = "NAME")]
         backends: Vec<String>,
         /// Only these scenarios (file stems; repeatable).
@@ -58,7 +60,8 @@ enum Cmd {
     Run {
         /// The scenario file.
         file: PathBuf,
-        /// libevent-epoll, libevent-poll, libevent-select, or an evloop backend.
+        /// libevent-epoll, libevent-poll, libevent-select, capi-epoll|poll|select, or an
+        /// evloop backend.
         #[arg(long, value_name = "NAME")]
         backend: String,
     },
@@ -94,6 +97,9 @@ fn runners(backends: &[String]) -> Result<Dispatch, String> {
     let mut v: Vec<Box<dyn Runner>> = Vec::new();
     if backends.iter().any(|b| check::libevent_method(b).is_some()) {
         v.push(Box::new(PlayerRunner::new()?));
+    }
+    if backends.iter().any(|b| capi::capi_method(b).is_some()) {
+        v.push(Box::new(capi::CapiRunner::new(&capi::find_library()?)?));
     }
     if let Some(r) = evloop_runner::evloop_runner() {
         v.push(r);

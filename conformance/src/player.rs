@@ -70,7 +70,23 @@ impl Player {
 
     /// Runs the IR text on libevent's `method` (`epoll`, `poll` or `select`); returns the trace.
     pub fn run(&self, method: &str, ir_text: &str) -> Result<String, String> {
-        let mut child = Command::new(&self.exe)
+        self.run_with_env(method, ir_text, &[])
+    }
+
+    /// As [`Player::run`], with extra environment variables (the `capi-*` columns set
+    /// `LD_LIBRARY_PATH` so that the same executable loads evloop's C ABI library instead of
+    /// libevent).
+    pub fn run_with_env(
+        &self,
+        method: &str,
+        ir_text: &str,
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Result<String, String> {
+        let mut cmd = Command::new(&self.exe);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
             .arg(method)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -50,6 +50,9 @@ mod imp {
         /// The result array handed to `epoll_wait`; it only grows, and only when a wait filled it.
         events: Vec<libc::epoll_event>,
         signals: SignalState,
+        /// `EVENT_BASE_FLAG_PRECISE_TIMER`: a timerfd in the epoll set carries the exact timeout
+        /// and `epoll_wait` blocks without one, as libevent's epoll does.
+        timerfd: Option<OwnedFd>,
     }
 
     impl EpollBackend {
@@ -62,7 +65,51 @@ mod imp {
                 epfd: unsafe { OwnedFd::from_raw_fd(fd) },
                 events: vec![libc::epoll_event { events: 0, u64: 0 }; INITIAL_NEVENT],
                 signals: SignalState::new(),
+                timerfd: None,
             })
+        }
+
+        /// An epoll backend with libevent's `EVENT_BASE_FLAG_PRECISE_TIMER` behaviour: a
+        /// `timerfd` (in the epoll set, level-triggered) is armed with each wait's exact timeout
+        /// and `epoll_wait` gets -1 (or 0 for a zero timeout), so waits have µs resolution.
+        pub fn with_precise_timer() -> io::Result<EpollBackend> {
+            let mut b = EpollBackend::new()?;
+            // SAFETY: timerfd_create() takes no pointers.
+            let fd = syscall!(timerfd_create(
+                libc::CLOCK_MONOTONIC,
+                libc::TFD_NONBLOCK | libc::TFD_CLOEXEC
+            ))?;
+            // SAFETY: `fd` was just created and nothing else owns it.
+            let tfd = unsafe { OwnedFd::from_raw_fd(fd) };
+            b.ctl(libc::EPOLL_CTL_ADD, tfd.as_raw_fd(), libc::EPOLLIN as u32)?;
+            b.timerfd = Some(tfd);
+            Ok(b)
+        }
+
+        /// Arms (or, with `None`, disarms) the precise timer; the `epoll_wait` timeout to use.
+        fn arm_timer(&self, tfd: libc::c_int, timeout: Option<Duration>) -> io::Result<i32> {
+            let mut spec = libc::itimerspec {
+                it_interval: libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 0,
+                },
+                it_value: libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 0,
+                },
+            };
+            let mut wait = -1;
+            if let Some(d) = timeout {
+                let us = crate::event::duration_micros(d);
+                if us == 0 {
+                    wait = 0;
+                }
+                spec.it_value.tv_sec = (us / 1_000_000) as libc::time_t;
+                spec.it_value.tv_nsec = ((us % 1_000_000) * 1000) as libc::c_long;
+            }
+            // SAFETY: `spec` is a valid itimerspec; a NULL old value is allowed.
+            syscall!(timerfd_settime(tfd, 0, &spec, std::ptr::null_mut()))?;
+            Ok(wait)
         }
 
         fn ctl(&self, op: libc::c_int, fd: Fd, events: u32) -> io::Result<()> {
@@ -139,7 +186,14 @@ mod imp {
         }
 
         fn features(&self) -> Features {
-            FEATURES
+            if self.timerfd.is_some() {
+                Features {
+                    resolution: Resolution::Micros,
+                    ..FEATURES
+                }
+            } else {
+                FEATURES
+            }
         }
 
         /// `EPOLL_CTL_ADD` when nothing was watched before, `EPOLL_CTL_MOD` otherwise, with the
@@ -183,9 +237,11 @@ mod imp {
             timeout: Option<Duration>,
             ready: &mut Vec<Ready>,
         ) -> io::Result<()> {
-            let timeout_ms = match timeout {
-                None => -1,
-                Some(d) => {
+            let tfd = self.timerfd.as_ref().map(|t| t.as_raw_fd());
+            let timeout_ms = match (tfd, timeout) {
+                (Some(tfd), _) => self.arm_timer(tfd, timeout)?,
+                (None, None) => -1,
+                (None, Some(d)) => {
                     let ms = Resolution::Millis.round(d).as_millis();
                     ms.min(u128::from(MAX_EPOLL_TIMEOUT_MSEC)) as libc::c_int
                 }
@@ -206,6 +262,9 @@ mod imp {
             for ev in &self.events[..n] {
                 // Copy out of the (packed on x86_64) struct before use.
                 let (what, data) = (ev.events, ev.u64);
+                if tfd == Some(data as u32 as Fd) {
+                    continue;
+                }
                 let events = readiness(what);
                 if events.is_empty() {
                     continue;
@@ -252,6 +311,11 @@ mod unsupported {
                 io::ErrorKind::Unsupported,
                 "the epoll backend exists only on Linux",
             ))
+        }
+
+        /// Always fails: epoll is Linux-only.
+        pub fn with_precise_timer() -> io::Result<EpollBackend> {
+            EpollBackend::new()
         }
     }
 
