@@ -31,20 +31,28 @@ fn need<T>(what: Result<T, String>) -> Option<T> {
     }
 }
 
-/// `target/<profile>/libevloop_capi.so`, next to this test's `deps/` directory.
+/// `libevloop_capi.so` of this test's profile: `target/<profile>/` when the library was built
+/// as a package of its own (`cargo build -p evloop-capi`), `target/<profile>/deps/` when cargo
+/// built it only as a dependency (as `cargo test --workspace` does); the newer one if both exist.
 fn our_library() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     let deps = exe.parent().expect("deps dir");
-    let lib = deps
-        .parent()
-        .expect("profile dir")
-        .join("libevloop_capi.so");
-    assert!(
-        lib.exists(),
-        "{} is missing: cargo builds the cdylib before the tests of its package",
-        lib.display()
-    );
-    lib
+    let profile = deps.parent().expect("profile dir");
+    let newest = [
+        profile.join("libevloop_capi.so"),
+        deps.join("libevloop_capi.so"),
+    ]
+    .into_iter()
+    .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+    .max_by_key(|(t, _)| *t);
+    match newest {
+        Some((_, lib)) => lib,
+        None => panic!(
+            "libevloop_capi.so is missing in {} and its deps/: cargo builds the cdylib before \
+             the tests of its package",
+            profile.display()
+        ),
+    }
 }
 
 /// A directory where both libevent sonames are evloop's library.

@@ -12,6 +12,7 @@ pub mod check;
 pub mod compare;
 pub mod evloop_runner;
 pub mod fixture;
+pub mod fuzz;
 pub mod player;
 pub mod record;
 

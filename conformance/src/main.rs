@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 
 use evloop_conformance::check::{self, Dispatch, PlayerRunner, Runner};
 use evloop_conformance::{
-    capi, default_fixtures_dir, default_scenarios_dir, evloop_runner, record, scenario,
+    capi, default_fixtures_dir, default_scenarios_dir, evloop_runner, fuzz, record, scenario,
 };
 
 #[derive(Parser)]
@@ -64,6 +64,49 @@ enum Cmd {
         /// evloop backend.
         #[arg(long, value_name = "NAME")]
         backend: String,
+    },
+    /// Differential fuzzing: random scenarios on libevent and on evloop, compared exactly
+    /// (NONDETERMINISM.md's rules only); a divergence is shrunk, printed, saved, and fails.
+    Fuzz {
+        /// Number of cases.
+        #[arg(long, default_value_t = 1000)]
+        cases: u64,
+        /// The run's seed (case K of seed S is always the same program).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Run only case K of the seed (replay a reported case).
+        #[arg(long, value_name = "K")]
+        case: Option<u64>,
+        /// An evloop backend to compare (repeatable): epoll, poll, select, mio, sim.
+        /// Default: all five.
+        #[arg(long = "backend", value_name = "NAME")]
+        backends: Vec<String>,
+        /// Worker threads.
+        #[arg(long, default_value_t = 2)]
+        jobs: usize,
+        /// Save each shrunk diverging case as DIR/fuzz_SEED_CASE_BACKEND.scn.
+        #[arg(long, value_name = "DIR")]
+        save: Option<PathBuf>,
+        /// Feature groups the generator mixes: all, core, timers, or +/-base, io, signals,
+        /// bufferevents, listeners, fill, close (comma-separated, applied in order).
+        #[arg(long, value_name = "GROUPS", default_value = "all")]
+        features: String,
+        /// Report every divergence (one per kind of first difference) instead of stopping.
+        #[arg(long)]
+        keep_going: bool,
+        /// Do not shrink diverging cases.
+        #[arg(long)]
+        no_shrink: bool,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+        /// Print the scenario of each case (with --case: only print it, run nothing).
+        #[arg(long)]
+        show: bool,
+        /// Test only: break a reactor invariant on purpose (early-timers, priority-inversion);
+        /// needs `--features test-faults`.
+        #[arg(long, value_name = "FAULT")]
+        core_fault: Option<String>,
     },
     /// Print the IR a scenario lowers to.
     Ir {
@@ -218,6 +261,95 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             let trace = runner.run(&sc, &backend)?;
             print!("{trace}");
             Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Fuzz {
+            cases,
+            seed,
+            case,
+            backends,
+            jobs,
+            save,
+            features,
+            keep_going,
+            no_shrink,
+            quiet,
+            show,
+            core_fault,
+        } => {
+            let backends: Vec<String> = if backends.is_empty() {
+                evloop_runner::DEFAULT_BACKENDS
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect()
+            } else {
+                backends
+            };
+            let bad: Vec<&str> = backends
+                .iter()
+                .filter(|b| !evloop_runner::DEFAULT_BACKENDS.contains(&b.as_str()))
+                .map(|b| b.as_str())
+                .collect();
+            if !bad.is_empty() {
+                return Err(format!(
+                    "fuzz compares evloop backends with libevent: unknown backend(s) {} (epoll, poll, select, mio, sim)",
+                    bad.join(", ")
+                ));
+            }
+            let config = evloop_scenario::strategies::Config::parse(&features)?;
+            if show {
+                let (lo, n) = case.map_or((0, cases), |k| (k, 1));
+                for k in lo..lo + n {
+                    let sc = fuzz::case_scenario(&config, seed, k)?;
+                    println!("# case {k} of seed {seed}\n{}", scenario::print(&sc));
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            let opts = fuzz::Options {
+                cases,
+                seed,
+                case,
+                backends: backends.clone(),
+                jobs,
+                save,
+                config,
+                keep_going,
+                shrink: !no_shrink,
+                progress: !quiet,
+                core_fault,
+            };
+            let mut stdout = std::io::stdout();
+            let sum = fuzz::fuzz(&opts, &features, &mut stdout)?;
+            let rate = if sum.seconds > 0.0 {
+                sum.cases as f64 / sum.seconds
+            } else {
+                0.0
+            };
+            println!(
+                "fuzz seed {seed}: {} cases x {} backends ({}): {} comparisons, {} divergence(s); {} select comparison(s) equal only up to a select() window (NONDETERMINISM.md §2); {} case(s) skipped (libevent failed), {} skipped (difference not repeated by a second run); {:.1}s, {rate:.1} cases/s",
+                sum.cases,
+                backends.len(),
+                backends.join(" "),
+                sum.comparisons,
+                sum.divergences.len(),
+                sum.select_window_cut,
+                sum.libevent_errors,
+                sum.unrepeated,
+                sum.seconds
+            );
+            if !sum.nondeterministic_cases.is_empty() {
+                println!(
+                    "cases whose difference did not repeat on a second run: {}",
+                    sum.nondeterministic_cases.join(", ")
+                );
+            }
+            if let Some(e) = &sum.first_libevent_error {
+                println!("first libevent failure: {}", e.trim_end());
+            }
+            Ok(if sum.divergences.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Cmd::Ir { file } => {
             let sc = check::load(&file)?;

@@ -441,6 +441,11 @@ impl Backend for SimBackend {
     fn connect(&mut self, addr: SocketAddr) -> io::Result<(Fd, ConnectState)> {
         self.world.borrow_mut().connect(self.host, addr)
     }
+    fn connect_existing(&mut self, fd: Fd, addr: SocketAddr) -> io::Result<ConnectState> {
+        self.world
+            .borrow_mut()
+            .connect_existing(self.host, fd, addr)
+    }
     fn take_socket_error(&mut self, fd: Fd) -> io::Result<Option<io::Error>> {
         self.world.borrow_mut().take_socket_error(self.host, fd)
     }

@@ -238,6 +238,9 @@ impl<B: Backend> Backend for Faulty<B> {
     fn connect(&mut self, addr: SocketAddr) -> io::Result<(Fd, ConnectState)> {
         self.inner.connect(addr)
     }
+    fn connect_existing(&mut self, fd: Fd, addr: SocketAddr) -> io::Result<ConnectState> {
+        self.inner.connect_existing(fd, addr)
+    }
     fn take_socket_error(&mut self, fd: Fd) -> io::Result<Option<io::Error>> {
         self.inner.take_socket_error(fd)
     }

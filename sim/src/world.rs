@@ -62,6 +62,29 @@ const INITIAL_NEVENT: usize = 32;
 const MAX_NEVENT: usize = 4096;
 /// Bytes a socket may have in flight plus unread at its peer (one direction).
 pub const SOCKET_CAPACITY: usize = 64 * 1024;
+/// AF_UNIX stream sockets (Linux 6.x, `net/unix/af_unix.c`): a write is cut into skbs of at
+/// most `min(sk_sndbuf / 2 - 64, SKB_MAX_HEAD(0) + 32 KiB)` bytes; an skb is allocated while the
+/// writer's `sk_wmem_alloc` (the truesizes of its unconsumed skbs) is below `sk_sndbuf`; the
+/// peer's read frees an skb's truesize only once the skb is read completely; the writer is
+/// writable (EPOLLOUT) while `(sk_wmem_alloc + 1) * 4 <= sk_sndbuf`. With the default
+/// `sk_sndbuf` of 212992, `fill` writes 44 chunks of 4096 bytes (180224), as on Linux.
+const UNIX_SNDBUF: usize = 212_992;
+/// `SKB_MAX_HEAD(0)` on x86-64 with 4 KiB pages: 4096 minus the aligned `skb_shared_info`.
+const UNIX_SKB_MAX_HEAD: usize = 3776;
+const UNIX_SKB_MAX: usize = UNIX_SKB_MAX_HEAD + 32 * 1024;
+const SHINFO: usize = 320;
+const SKB_STRUCT: usize = 256;
+const PAGE: usize = 4096;
+
+/// The truesize Linux charges for one AF_UNIX skb carrying `size` bytes: the `sk_buff`, the
+/// kmalloc'ed head (linear part plus `skb_shared_info`, rounded to its kmalloc size class) and
+/// the page fragments.
+fn unix_truesize(size: usize) -> usize {
+    let data_len = size.min(size.saturating_sub(UNIX_SKB_MAX_HEAD).div_ceil(PAGE) * PAGE);
+    let head = (size - data_len + SHINFO).next_power_of_two().max(512);
+    SKB_STRUCT + head + data_len
+}
+
 /// The largest TCP segment (loopback MTU minus headers).
 const MSS: usize = 65_483;
 /// A host dispatching this many times without the clock moving is in a livelock.
@@ -185,6 +208,13 @@ struct Sock {
     remote: SocketAddr,
     /// Bytes sent towards the peer and not yet delivered.
     inflight: usize,
+    /// `sock->state == SS_CONNECTED`: a connect(2) returned success on it (or it was accepted,
+    /// or connected blocking); a nonblocking connect leaves it SS_CONNECTING.
+    ss_connected: bool,
+    /// AF_UNIX: the skbs queued to this socket (unread bytes, truesize), oldest first.
+    skbs: VecDeque<(usize, usize)>,
+    /// AF_UNIX: the truesizes of this socket's skbs its peer has not consumed (sk_wmem_alloc).
+    wmem: usize,
     /// The arrival time of the last segment sent (FIFO per direction).
     last_arrival: Time,
     /// The connection's number (for the trace).
@@ -736,6 +766,9 @@ impl World {
             local,
             remote,
             inflight: 0,
+            ss_connected: true,
+            skbs: VecDeque::new(),
+            wmem: 0,
             last_arrival: Time::ZERO,
             conn,
         });
@@ -822,7 +855,7 @@ impl World {
             if !k.recvq.is_empty() {
                 m |= EP_IN;
             }
-            if k.peer.is_none() || self.room(s) > 0 {
+            if k.peer.is_none() || Self::unix_writable(k) {
                 m |= EP_OUT;
             }
         }
@@ -830,6 +863,11 @@ impl World {
             m |= EP_ERR;
         }
         m
+    }
+
+    /// `unix_writable`: the unconsumed skbs take at most a quarter of the send buffer.
+    fn unix_writable(k: &Sock) -> bool {
+        (k.wmem + 1) * 4 <= UNIX_SNDBUF
     }
 
     /// Bytes `s` may still send: capacity minus in flight minus unread at the peer.
@@ -1193,6 +1231,9 @@ impl World {
             local,
             remote,
             inflight: 0,
+            ss_connected: true,
+            skbs: VecDeque::new(),
+            wmem: 0,
             last_arrival: Time::ZERO,
             conn: 0,
         });
@@ -1274,6 +1315,33 @@ impl World {
             for (dst, b) in buf.iter_mut().zip(k.recvq.drain(..n)) {
                 *dst = b;
             }
+            if !self.socks[s].tcp {
+                // AF_UNIX: completely read skbs give their truesize back to the writer, which
+                // is woken if that makes it writable
+                let mut freed = 0;
+                let mut left = n;
+                let k = &mut self.socks[s];
+                while left > 0 {
+                    let Some(front) = k.skbs.front_mut() else {
+                        break;
+                    };
+                    let take = left.min(front.0);
+                    front.0 -= take;
+                    left -= take;
+                    if front.0 == 0 {
+                        freed += front.1;
+                        k.skbs.pop_front();
+                    }
+                }
+                if let Some(p) = self.socks[s].peer {
+                    let w = &mut self.socks[p];
+                    w.wmem = w.wmem.saturating_sub(freed);
+                    if freed > 0 && Self::unix_writable(w) {
+                        self.wake(p, EP_OUT);
+                    }
+                }
+                return Ok(n);
+            }
             // The writer has room again.
             if let Some(p) = self.socks[s].peer {
                 if self.room(p) > 0 {
@@ -1339,7 +1407,13 @@ impl World {
         if buf.is_empty() {
             return Ok(0);
         }
-        let room = self.room(s);
+        let room = if self.socks[s].tcp {
+            self.room(s)
+        } else if self.socks[s].wmem >= UNIX_SNDBUF {
+            0
+        } else {
+            buf.len()
+        };
         if room == 0 {
             return Err(err(libc::EAGAIN));
         }
@@ -1361,9 +1435,19 @@ impl World {
         }
         let peer = self.socks[s].peer.expect("checked above");
         if !self.socks[s].tcp {
-            self.socks[peer].recvq.extend(&buf[..n]);
+            // one skb at a time while the writer's sk_wmem_alloc is below sk_sndbuf
+            let mut sent = 0;
+            while sent < n && self.socks[s].wmem < UNIX_SNDBUF {
+                let size = (n - sent).min(UNIX_SKB_MAX);
+                let t = unix_truesize(size);
+                self.socks[s].wmem += t;
+                let q = &mut self.socks[peer];
+                q.recvq.extend(&buf[sent..sent + size]);
+                q.skbs.push_back((size, t));
+                sent += size;
+            }
             self.wake(peer, EP_IN);
-            return Ok(n);
+            return Ok(sent);
         }
         // TCP: segments of at most MSS, possibly chunked further, each with its latency.
         let mut cuts = Vec::new();
@@ -1605,7 +1689,39 @@ impl World {
             self.line(host, format_args!("connect {dst} refused"));
             return Err(err(libc::ECONNREFUSED));
         }
-        self.connect(host, addr).map(|(fd, _)| fd)
+        let fd = self.connect(host, addr).map(|(fd, _)| fd)?;
+        if let Ok(s) = self.sock_of(host, fd) {
+            self.socks[s].ss_connected = true;
+        }
+        Ok(fd)
+    }
+
+    /// connect(2) on an existing socket, as Linux's `__inet_stream_connect` answers it for a
+    /// socket a nonblocking connect started: EALREADY during the handshake, success once it
+    /// completed (the socket becomes SS_CONNECTED), EISCONN after that; the pending error (or
+    /// ECONNABORTED) if the connection failed. AF_UNIX sockets take no IPv4 address (EINVAL).
+    pub(crate) fn connect_existing(
+        &mut self,
+        host: HostId,
+        fd: Fd,
+        _addr: SocketAddr,
+    ) -> io::Result<ConnectState> {
+        let s = self.sock_of(host, fd)?;
+        let k = &mut self.socks[s];
+        if !k.tcp {
+            return Err(err(libc::EINVAL));
+        }
+        if k.ss_connected {
+            return Err(err(libc::EISCONN));
+        }
+        match k.st {
+            St::SynSent => Err(err(libc::EALREADY)),
+            St::Established => {
+                k.ss_connected = true;
+                Ok(ConnectState::Connected)
+            }
+            St::Closed => Err(err(k.err.take().unwrap_or(libc::ECONNABORTED))),
+        }
     }
 
     pub(crate) fn connect(
@@ -1622,6 +1738,7 @@ impl World {
         let local = SocketAddr::new(IpAddr::V4(host_addr(host)), port);
         let s = self.new_sock(host, true, local, dst);
         self.socks[s].st = St::SynSent;
+        self.socks[s].ss_connected = false;
         self.conns += 1;
         self.socks[s].conn = self.conns;
         let fd = self.attach(host, s);

@@ -179,6 +179,15 @@ pub trait Backend {
     fn accept(&mut self, fd: Fd) -> io::Result<(Fd, SocketAddr)>;
     /// Start a nonblocking TCP connection to `addr`.
     fn connect(&mut self, addr: SocketAddr) -> io::Result<(Fd, ConnectState)>;
+    /// `connect(2)` on a socket that already exists (libevent's `bufferevent_socket_connect` on
+    /// a bufferevent with a socket): `EINPROGRESS` is `InProgress`, 0 is `Connected`, anything
+    /// else an error (Linux: `EALREADY` while the handshake runs, 0 once after a nonblocking
+    /// connect completed, then `EISCONN`). Backends without sockets of their own keep the
+    /// default, `EOPNOTSUPP`.
+    fn connect_existing(&mut self, fd: Fd, addr: SocketAddr) -> io::Result<ConnectState> {
+        let _ = (fd, addr);
+        Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP))
+    }
     /// Take the pending socket error (`SO_ERROR`), if any.
     fn take_socket_error(&mut self, fd: Fd) -> io::Result<Option<io::Error>>;
     /// The local address of a socket.
@@ -254,6 +263,13 @@ macro_rules! delegate_socket_ops {
             addr: ::std::net::SocketAddr,
         ) -> ::std::io::Result<($crate::Fd, $crate::backend::ConnectState)> {
             $crate::backend::Backend::connect(&mut self.$inner, addr)
+        }
+        fn connect_existing(
+            &mut self,
+            fd: $crate::Fd,
+            addr: ::std::net::SocketAddr,
+        ) -> ::std::io::Result<$crate::backend::ConnectState> {
+            $crate::backend::Backend::connect_existing(&mut self.$inner, fd, addr)
         }
         fn take_socket_error(
             &mut self,
@@ -379,6 +395,9 @@ impl Backend for AnyBackend {
     }
     fn connect(&mut self, addr: SocketAddr) -> io::Result<(Fd, ConnectState)> {
         delegate!(self, b => b.connect(addr))
+    }
+    fn connect_existing(&mut self, fd: Fd, addr: SocketAddr) -> io::Result<ConnectState> {
+        delegate!(self, b => b.connect_existing(fd, addr))
     }
     fn take_socket_error(&mut self, fd: Fd) -> io::Result<Option<io::Error>> {
         delegate!(self, b => b.take_socket_error(fd))

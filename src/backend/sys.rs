@@ -74,6 +74,13 @@ macro_rules! real_socket_ops {
         ) -> std::io::Result<($crate::event::Fd, $crate::backend::ConnectState)> {
             $crate::backend::sys::connect(addr)
         }
+        fn connect_existing(
+            &mut self,
+            fd: $crate::event::Fd,
+            addr: std::net::SocketAddr,
+        ) -> std::io::Result<$crate::backend::ConnectState> {
+            $crate::backend::sys::connect_existing(fd, addr)
+        }
         fn take_socket_error(
             &mut self,
             fd: $crate::event::Fd,
@@ -326,6 +333,21 @@ pub fn connect(addr: SocketAddr) -> io::Result<(Fd, ConnectState)> {
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
             Ok((fd.into_raw_fd(), ConnectState::InProgress))
         }
+        Err(e) => Err(e),
+    }
+}
+
+/// `connect(2)` on the existing socket `fd`: 0 is `Connected`, `EINPROGRESS` `InProgress`.
+pub fn connect_existing(fd: Fd, addr: SocketAddr) -> io::Result<ConnectState> {
+    let (storage, len) = sockaddr_from(&addr);
+    // SAFETY: `storage` holds a sockaddr of `len` bytes for the address's family.
+    match syscall!(connect(
+        fd,
+        (&storage as *const libc::sockaddr_storage).cast(),
+        len
+    )) {
+        Ok(_) => Ok(ConnectState::Connected),
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok(ConnectState::InProgress),
         Err(e) => Err(e),
     }
 }

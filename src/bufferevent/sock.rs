@@ -185,7 +185,9 @@ fn read_path<B: Backend>(base: &mut Base<B>, id: BufferEvent, what: Events) {
     input_changed(base, id);
     match res {
         Ok(0) => {
-            set_error(base, id, None);
+            // read(2) returning 0 leaves errno alone: libevent's callback (or the deferred
+            // callback's saved errno_pending, when an EOF and an error are coalesced) still sees
+            // the last error (found by `evconform fuzz`, scenario bev_socket_eof_keeps_errno)
             read_error(base, id, ev | BevEvents::EOF);
         }
         Ok(_) => trigger_nolock(base, id, Events::READ, 0),
@@ -295,7 +297,7 @@ fn write_path<B: Backend>(base: &mut Base<B>, id: BufferEvent, what: Events) {
         output_changed(base, id);
         match res {
             Ok(0) => {
-                set_error(base, id, None);
+                // as for read: errno is left as it was
                 write_error(base, id, ev | BevEvents::EOF);
                 return;
             }
@@ -372,14 +374,17 @@ pub(super) fn connect<B: Backend>(
 
 fn connect_inner<B: Backend>(base: &mut Base<B>, id: BufferEvent, addr: SocketAddr) -> Result<()> {
     let fd = state(base, id).ok_or(Error::StaleId)?.fd;
-    if fd >= 0 {
-        // libevent would connect the socket it already has; the backend only connects sockets
-        // it creates.
-        return Err(Error::Invalid(
-            "socket_connect needs a bufferevent created with fd -1",
-        ));
-    }
-    match base.backend_mut().connect(addr) {
+    let res = if fd >= 0 {
+        // libevent connects the socket the bufferevent already has (found by `evconform fuzz`,
+        // scenario bev_socket_connect_again): after a completed nonblocking connect Linux
+        // answers 0 once, and libevent takes the "connected at once" path again
+        base.backend_mut()
+            .connect_existing(fd, addr)
+            .map(|st| (fd, st))
+    } else {
+        base.backend_mut().connect(addr)
+    };
+    match res {
         Ok((fd, ConnectState::InProgress)) => {
             setfd(base, id, fd)?;
             enable(base, id, Events::WRITE)?;

@@ -12,4 +12,5 @@ pub mod ir;
 pub mod names;
 pub mod runner;
 pub mod scenario;
+pub mod strategies;
 pub mod trace;

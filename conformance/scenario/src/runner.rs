@@ -36,6 +36,18 @@ pub const EVLOOP_BACKENDS: &[&str] = &["epoll", "poll", "select", "mio"];
 /// the pinned pid 4242 (IR.md §7).
 pub const PLAYER_WEAKRAND_SEED: u32 = 1000 + 4242;
 
+/// The reactor fault every run of this process injects (test builds only, cargo feature
+/// `test-faults`): `evconform fuzz --core-fault` is shown to catch a broken reactor.
+#[cfg(feature = "test-faults")]
+static CORE_FAULT: std::sync::Mutex<Option<evloop::CoreFault>> = std::sync::Mutex::new(None);
+
+/// Makes every following run inject `fault` into its base (`None`: a correct reactor).
+#[cfg(feature = "test-faults")]
+#[doc(hidden)]
+pub fn set_core_fault(fault: Option<evloop::CoreFault>) {
+    *CORE_FAULT.lock().unwrap_or_else(|e| e.into_inner()) = fault;
+}
+
 /// The player's runaway guard, mirrored.
 const MAX_CALLBACKS: u64 = 100_000;
 
@@ -170,6 +182,8 @@ struct BevSlot {
     body: usize,
     is_pair: bool,
     handle: Option<BufferEvent>,
+    /// A `trigger_event` with ERROR awaits its event callback, which prints `err=?`.
+    trig_err: bool,
 }
 
 /// A listener: its declaration, its handle while live, the address it was bound to.
@@ -193,6 +207,15 @@ struct Rt {
     decls: RefCell<Vec<Option<Decl>>>,
     events: RefCell<Vec<Option<EventId>>>,
     ends: RefCell<Vec<(String, Fd)>>,
+    /// Descriptors of ends handed to a CLOSE_ON_FREE bufferevent or listener: evloop closes
+    /// them, so the cleanup at the end of the run must not.
+    handed: RefCell<Vec<Fd>>,
+    /// Events (by id) given a timeout since their `event_new`: libevent's `ev_timeout` of any
+    /// other event is uninitialized memory, so `print` shows `deadline=?` (TRACE.md).
+    tv_set: RefCell<Vec<i64>>,
+    /// Every descriptor the interpreter opened for an end and did not close (socketpairs,
+    /// accepted connections, clients), closed at the end of the run.
+    opened: RefCell<Vec<Fd>>,
     commons: RefCell<Vec<(String, CommonTimeout)>>,
     bevs: RefCell<Vec<BevSlot>>,
     levs: RefCell<Vec<LevSlot>>,
@@ -201,6 +224,8 @@ struct Rt {
     loop_depth: Cell<u32>,
     callbacks: Cell<u64>,
     runaway: Cell<bool>,
+    /// The program ended: callbacks run by the cleanup do nothing.
+    finished: Cell<bool>,
     method: &'static str,
 }
 
@@ -252,6 +277,9 @@ impl Rt {
 
     /// Counts a callback; false (and a loopbreak) once the runaway guard trips.
     fn count_callback<H: Backend>(&self, base: &mut Base<H>) -> bool {
+        if self.finished.get() {
+            return false;
+        }
         let n = self.callbacks.get() + 1;
         self.callbacks.set(n);
         if n > MAX_CALLBACKS {
@@ -317,8 +345,10 @@ pub fn run_scenario_with<H: ScenarioHost>(
         H::PROCESS_SIGNALS.then(|| ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner()));
     if H::PROCESS_SIGNALS {
         // As the player: the signals a scenario may raise are ignored unless a signal event
-        // catches them, and SIGPIPE never kills the process.
-        for &(_, sig) in names::SIGNALS {
+        // catches them, and SIGPIPE never kills the process. SIGCHLD stays at SIG_DFL, whose
+        // action is already to ignore it: SIG_IGN would also make the kernel reap child
+        // processes, and `evconform fuzz` waits for its player processes in this process.
+        for &(_, sig) in names::SIGNALS.iter().filter(|(_, s)| *s != 17) {
             evloop::backend::sys::ignore_signal(sig).map_err(|e| format!("SIG_IGN {sig}: {e}"))?;
         }
         evloop::backend::sys::ignore_signal(13).map_err(|e| format!("SIG_IGN SIGPIPE: {e}"))?;
@@ -351,6 +381,8 @@ pub fn run_scenario_with<H: ScenarioHost>(
         cfg.limit_callbacks_after_prio = min_priority.max(0) as u32;
     }
     let mut base: Base<H> = Base::with_config(host, &cfg);
+    #[cfg(feature = "test-faults")]
+    base.set_fault_injection(*CORE_FAULT.lock().unwrap_or_else(|e| e.into_inner()));
     base.priority_init(priorities as usize)
         .map_err(|e| format!("priority_init({priorities}): {e}"))?;
 
@@ -375,6 +407,9 @@ pub fn run_scenario_with<H: ScenarioHost>(
         events: RefCell::new(vec![None; bodies.len()]),
         bodies,
         ends: RefCell::new(Vec::new()),
+        handed: RefCell::new(Vec::new()),
+        tv_set: RefCell::new(Vec::new()),
+        opened: RefCell::new(Vec::new()),
         commons: RefCell::new(Vec::new()),
         bevs: RefCell::new(Vec::new()),
         levs: RefCell::new(Vec::new()),
@@ -383,175 +418,187 @@ pub fn run_scenario_with<H: ScenarioHost>(
         loop_depth: Cell::new(0),
         callbacks: Cell::new(0),
         runaway: Cell::new(false),
+        finished: Cell::new(false),
         method: H::method_name(backend),
     });
-    // The remaining directives, top to bottom, as the player performs them.
-    let mut ats: Vec<(i64, usize, usize)> = Vec::new();
-    for ins in &instrs[1..main_at] {
-        let now = base.backend_mut().now();
-        match ins {
-            Instr::Body { .. } => {}
-            Instr::Pair { name_a, name_b, .. } => {
-                let (a, b) = base
-                    .backend_mut()
-                    .socketpair()
-                    .map_err(|e| format!("socketpair: {e}"))?;
-                let mut ends = rt.ends.borrow_mut();
-                ends.push((name_a.clone(), a));
-                ends.push((name_b.clone(), b));
-            }
-            Instr::End { name, .. } => rt.ends.borrow_mut().push((name.clone(), -1)),
-            Instr::Event {
-                id,
-                arg,
-                flags,
-                prio,
-            } => {
-                rt.decls.borrow_mut()[*id as usize] = Some(Decl {
-                    arg: *arg,
-                    flags: *flags as u16,
-                    prio: *prio,
-                });
-                let e = new_event(&rt, &mut base, *id)?;
-                if *prio >= 0 && base.priority_set(e, *prio as usize).is_err() {
+    // Setup, then main; whatever happens, the cleanup below runs (no descriptor may leak
+    // from this long-lived process).
+    let played = (|| -> Result<(), String> {
+        // The remaining directives, top to bottom, as the player performs them.
+        let mut ats: Vec<(i64, usize, usize)> = Vec::new();
+        for ins in &instrs[1..main_at] {
+            let now = base.backend_mut().now();
+            match ins {
+                Instr::Body { .. } => {}
+                Instr::Pair { name_a, name_b, .. } => {
+                    let (a, b) = base
+                        .backend_mut()
+                        .socketpair()
+                        .map_err(|e| format!("socketpair: {e}"))?;
+                    rt.opened.borrow_mut().extend([a, b]);
+                    let mut ends = rt.ends.borrow_mut();
+                    ends.push((name_a.clone(), a));
+                    ends.push((name_b.clone(), b));
+                }
+                Instr::End { name, .. } => rt.ends.borrow_mut().push((name.clone(), -1)),
+                Instr::Event {
+                    id,
+                    arg,
+                    flags,
+                    prio,
+                } => {
+                    rt.decls.borrow_mut()[*id as usize] = Some(Decl {
+                        arg: *arg,
+                        flags: *flags as u16,
+                        prio: *prio,
+                    });
+                    let e = new_event(&rt, &mut base, *id)?;
+                    if *prio >= 0 && base.priority_set(e, *prio as usize).is_err() {
+                        rt.line(
+                            now,
+                            Line::PrioritySet {
+                                ev: rt.name(*id),
+                                prio: *prio,
+                                rc: -1,
+                            },
+                        );
+                    }
+                }
+                Instr::Common { usec, name, .. } => {
+                    let c = base
+                        .init_common_timeout(tv_arg(*usec))
+                        .map_err(|e| format!("common {name}: {e}"))?;
+                    rt.commons.borrow_mut().push((name.clone(), c));
                     rt.line(
                         now,
-                        Line::PrioritySet {
-                            ev: rt.name(*id),
-                            prio: *prio,
-                            rc: -1,
+                        Line::Common {
+                            name,
+                            idx: i64::from(c.index()),
                         },
                     );
                 }
-            }
-            Instr::Common { usec, name, .. } => {
-                let c = base
-                    .init_common_timeout(tv_arg(*usec))
-                    .map_err(|e| format!("common {name}: {e}"))?;
-                rt.commons.borrow_mut().push((name.clone(), c));
-                rt.line(
-                    now,
-                    Line::Common {
-                        name,
-                        idx: i64::from(c.index()),
-                    },
-                );
-            }
-            Instr::BevPair {
-                a,
-                opts,
-                body_a,
-                body_b,
-                name_a,
-                name_b,
-                ..
-            } => {
-                let (x, y) = BufferEvent::pair_new(&mut base, BevOptions::from_bits(*opts as u32))
-                    .map_err(|e| format!("pair_new: {e}"))?;
-                for (k, (h, body, name)) in [(x, body_a, name_a), (y, body_b, name_b)]
-                    .into_iter()
-                    .enumerate()
-                {
+                Instr::BevPair {
+                    a,
+                    opts,
+                    body_a,
+                    body_b,
+                    name_a,
+                    name_b,
+                    ..
+                } => {
+                    let (x, y) =
+                        BufferEvent::pair_new(&mut base, BevOptions::from_bits(*opts as u32))
+                            .map_err(|e| format!("pair_new: {e}"))?;
+                    for (k, (h, body, name)) in [(x, body_a, name_a), (y, body_b, name_b)]
+                        .into_iter()
+                        .enumerate()
+                    {
+                        rt.bevs.borrow_mut().push(BevSlot {
+                            name: name.clone(),
+                            end: -1,
+                            opts: *opts as u32,
+                            body: *body as usize,
+                            is_pair: true,
+                            trig_err: false,
+                            handle: Some(h),
+                        });
+                        set_bev_callbacks(&rt, &mut base, a + k as i64, 7);
+                    }
+                }
+                Instr::BevSocket {
+                    end,
+                    opts,
+                    body,
+                    create,
+                    name,
+                    id,
+                } => {
                     rt.bevs.borrow_mut().push(BevSlot {
                         name: name.clone(),
-                        end: -1,
+                        end: *end,
                         opts: *opts as u32,
                         body: *body as usize,
-                        is_pair: true,
-                        handle: Some(h),
+                        is_pair: false,
+                        trig_err: false,
+                        handle: None,
                     });
-                    set_bev_callbacks(&rt, &mut base, a + k as i64, 7);
+                    if *create != 0 {
+                        make_socket_bev(&rt, &mut base, *id)
+                            .map_err(|e| format!("socket_new {name}: {e}"))?;
+                    }
                 }
-            }
-            Instr::BevSocket {
-                end,
-                opts,
-                body,
-                create,
-                name,
-                id,
-            } => {
-                rt.bevs.borrow_mut().push(BevSlot {
-                    name: name.clone(),
-                    end: *end,
-                    opts: *opts as u32,
-                    body: *body as usize,
-                    is_pair: false,
-                    handle: None,
-                });
-                if *create != 0 {
-                    make_socket_bev(&rt, &mut base, *id)
-                        .map_err(|e| format!("socket_new {name}: {e}"))?;
+                Instr::Listener {
+                    id,
+                    end,
+                    opts,
+                    backlog,
+                    body,
+                    first_end,
+                    nends,
+                    name,
+                } => {
+                    let options = ListenerOptions::from_bits(*opts as u32);
+                    let r = rt.clone();
+                    let lid = *id;
+                    let accept: evloop::listener::AcceptCb<H> =
+                        Box::new(move |b, _, fd, _| on_accept(&r, b, lid, fd));
+                    let (l, addr) = if *end >= 0 {
+                        let fd = rt.end_fd(*end);
+                        let l = Listener::new(&mut base, fd, options, Some(accept))
+                            .map_err(|e| format!("listener {name}: {e}"))?;
+                        if fd >= 0 && *opts as u32 & names::LEV_OPT_CLOSE_ON_FREE != 0 {
+                            rt.handed.borrow_mut().push(fd);
+                        }
+                        (l, None)
+                    } else {
+                        let any: SocketAddr = ([127, 0, 0, 1], 0).into();
+                        let l =
+                            Listener::bind(&mut base, any, options, *backlog as i32, Some(accept))
+                                .map_err(|e| format!("listener {name}: {e}"))?;
+                        let addr = l
+                            .local_addr(&mut base)
+                            .map_err(|e| format!("listener {name}: {e}"))?;
+                        (l, Some(addr))
+                    };
+                    let r = rt.clone();
+                    let lid = *id;
+                    l.set_error_cb(&mut base, move |b, _, e| on_accept_error(&r, b, lid, &e))
+                        .map_err(|e| format!("listener {name}: {e}"))?;
+                    rt.levs.borrow_mut().push(LevSlot {
+                        name: name.clone(),
+                        end: *end,
+                        opts: *opts as u32,
+                        body: *body as usize,
+                        first_end: *first_end,
+                        nends: *nends,
+                        next_end: *first_end,
+                        addr,
+                        handle: Some(l),
+                    });
                 }
+                Instr::At { time, start, count } => {
+                    ats.push((*time, *start as usize, *count as usize))
+                }
+                other => return Err(format!("unexpected directive {other:?}")),
             }
-            Instr::Listener {
-                id,
-                end,
-                opts,
-                backlog,
-                body,
-                first_end,
-                nends,
-                name,
-            } => {
-                let options = ListenerOptions::from_bits(*opts as u32);
-                let r = rt.clone();
-                let lid = *id;
-                let accept: evloop::listener::AcceptCb<H> =
-                    Box::new(move |b, _, fd, _| on_accept(&r, b, lid, fd));
-                let (l, addr) = if *end >= 0 {
-                    let fd = rt.end_fd(*end);
-                    let l = Listener::new(&mut base, fd, options, Some(accept))
-                        .map_err(|e| format!("listener {name}: {e}"))?;
-                    (l, None)
-                } else {
-                    let any: SocketAddr = ([127, 0, 0, 1], 0).into();
-                    let l = Listener::bind(&mut base, any, options, *backlog as i32, Some(accept))
-                        .map_err(|e| format!("listener {name}: {e}"))?;
-                    let addr = l
-                        .local_addr(&mut base)
-                        .map_err(|e| format!("listener {name}: {e}"))?;
-                    (l, Some(addr))
-                };
-                let r = rt.clone();
-                let lid = *id;
-                l.set_error_cb(&mut base, move |b, _, e| on_accept_error(&r, b, lid, &e))
-                    .map_err(|e| format!("listener {name}: {e}"))?;
-                rt.levs.borrow_mut().push(LevSlot {
-                    name: name.clone(),
-                    end: *end,
-                    opts: *opts as u32,
-                    body: *body as usize,
-                    first_end: *first_end,
-                    nends: *nends,
-                    next_end: *first_end,
-                    addr,
-                    handle: Some(l),
-                });
-            }
-            Instr::At { time, start, count } => ats.push((*time, *start as usize, *count as usize)),
-            other => return Err(format!("unexpected directive {other:?}")),
         }
-    }
-    ats.sort_by_key(|a| a.0); // stable: ties keep IR order
-    base.backend_mut().set_inputs(Box::new(Inputs {
-        rt: rt.clone(),
-        ats,
-        next: 0,
-    }));
+        ats.sort_by_key(|a| a.0); // stable: ties keep IR order
+        base.backend_mut().set_inputs(Box::new(Inputs {
+            rt: rt.clone(),
+            ats,
+            next: 0,
+        }));
 
-    let Instr::Main { start, count } = instrs[main_at] else {
-        unreachable!("found above");
-    };
-    run_range(&rt, &mut base, start as usize, count as usize, 0);
-    let now = base.backend_mut().now();
-    rt.line(now, Line::End);
-    if rt.runaway.get() {
-        return Err(format!(
-            "more than {MAX_CALLBACKS} callbacks: runaway scenario"
-        ));
-    }
+        let Instr::Main { start, count } = instrs[main_at] else {
+            unreachable!("found above");
+        };
+        run_range(&rt, &mut base, start as usize, count as usize, 0);
+        let now = base.backend_mut().now();
+        rt.line(now, Line::End);
+        Ok(())
+    })();
     // As the player: free what is left (prints nothing), then the base.
+    let out = rt.out.borrow().clone();
     let bevs: Vec<BufferEvent> = rt.bevs.borrow().iter().filter_map(|b| b.handle).collect();
     for b in bevs {
         let _ = b.free(&mut base);
@@ -560,8 +607,37 @@ pub fn run_scenario_with<H: ScenarioHost>(
     for l in levs {
         let _ = l.free(&mut base);
     }
+    // Freed bufferevents close their sockets in finalizer callbacks, which only a loop runs
+    // (libevent's event_base_free runs them too): delete every event, mute the callbacks, and
+    // let one nonblocking loop run what is still active. Nothing of it reaches the trace.
+    rt.finished.set(true);
+    let evs: Vec<EventId> = rt.events.borrow().iter().flatten().copied().collect();
+    for e in evs {
+        let _ = base.del(e);
+    }
+    let _ = base.run(LoopFlags::NONBLOCK);
+    // The player's process exit closes its descriptors; this process lives on (`evconform
+    // fuzz` runs thousands of scenarios), so close the ends the scenario left open, except
+    // those a CLOSE_ON_FREE bufferevent or listener owns.
+    let mut open: Vec<Fd> = rt
+        .opened
+        .borrow()
+        .iter()
+        .copied()
+        .filter(|fd| *fd >= 0 && !rt.handed.borrow().contains(fd))
+        .collect();
+    open.sort_unstable();
+    open.dedup();
+    for fd in open {
+        let _ = base.backend_mut().close(fd);
+    }
     drop(base);
-    let out = rt.out.borrow().clone();
+    played?;
+    if rt.runaway.get() {
+        return Err(format!(
+            "more than {MAX_CALLBACKS} callbacks: runaway scenario"
+        ));
+    }
     Ok(out)
 }
 
@@ -576,6 +652,7 @@ fn new_event<H: ScenarioHost>(rt: &Rc<Rt>, base: &mut Base<H>, id: i64) -> Resul
         })
         .map_err(|e| format!("event_new {}: {e}", rt.name(id)))?;
     rt.events.borrow_mut()[id as usize] = Some(e);
+    rt.tv_set.borrow_mut().retain(|x| *x != id);
     Ok(e)
 }
 
@@ -610,6 +687,9 @@ fn make_socket_bev<H: ScenarioHost>(
     };
     let fd = if end < 0 { -1 } else { rt.end_fd(end) };
     let h = BufferEvent::socket_new(base, fd, BevOptions::from_bits(opts))?;
+    if fd >= 0 && opts & names::BEV_OPT_CLOSE_ON_FREE != 0 {
+        rt.handed.borrow_mut().push(fd);
+    }
     rt.bevs.borrow_mut()[id as usize].handle = Some(h);
     set_bev_callbacks(rt, base, id, 7);
     Ok(())
@@ -657,6 +737,10 @@ fn on_bev<H: ScenarioHost>(
     let body = &rt.bodies[body_id];
     let (input, output) = bev_lens(base, h);
     let err = match what {
+        Some(w) if w.contains(BevEvents::ERROR) && rt.bevs.borrow()[id as usize].trig_err => {
+            rt.bevs.borrow_mut()[id as usize].trig_err = false;
+            Some(-1)
+        }
         Some(w) if w.contains(BevEvents::ERROR) => Some(
             h.error(base)
                 .ok()
@@ -698,6 +782,7 @@ fn on_accept<H: ScenarioHost>(rt: &Rc<Rt>, base: &mut Base<H>, id: i64, fd: Fd) 
     let end_name = match slot {
         Some(e) => {
             rt.ends.borrow_mut()[e as usize].1 = fd;
+            rt.opened.borrow_mut().push(fd);
             Some(rt.end_name(e))
         }
         None => {
@@ -812,6 +897,7 @@ fn exec_io(rt: &Rt, be: &mut dyn OutsideWorld, now: Time, ins: &Instr) -> bool {
             let res = match r {
                 Ok(fd) => {
                     rt.ends.borrow_mut()[*end as usize].1 = fd;
+                    rt.opened.borrow_mut().push(fd);
                     Ok(0)
                 }
                 Err(e) => Err(errno(&e)),
@@ -926,6 +1012,10 @@ fn exec_io(rt: &Rt, be: &mut dyn OutsideWorld, now: Time, ins: &Instr) -> bool {
             let r = sys(be.close(fd).map(|()| 0));
             if r.is_ok() {
                 rt.ends.borrow_mut()[*end as usize].1 = -1;
+                let mut opened = rt.opened.borrow_mut();
+                if let Some(i) = opened.iter().position(|f| *f == fd) {
+                    opened.swap_remove(i);
+                }
             }
             rt.line(
                 now,
@@ -985,6 +1075,9 @@ fn exec<H: ScenarioHost>(rt: &Rc<Rt>, base: &mut Base<H>, ins: &Instr) {
         Instr::AddTv { ev, us } => {
             if let Some(e) = live("add", *ev) {
                 let r = base.add(e, Some(tv_arg(*us)));
+                if r.is_ok() {
+                    rt.tv_set.borrow_mut().push(*ev);
+                }
                 rt.line(
                     now,
                     Line::Add {
@@ -999,6 +1092,9 @@ fn exec<H: ScenarioHost>(rt: &Rc<Rt>, base: &mut Base<H>, ins: &Instr) {
             if let Some(e) = live("add", *ev) {
                 let (cname, c) = rt.commons.borrow()[*common as usize].clone();
                 let r = base.add_with(e, Some(Timeout::Common(c)));
+                if r.is_ok() {
+                    rt.tv_set.borrow_mut().push(*ev);
+                }
                 rt.line(
                     now,
                     Line::Add {
@@ -1164,7 +1260,13 @@ fn exec<H: ScenarioHost>(rt: &Rc<Rt>, base: &mut Base<H>, ins: &Instr) {
                     Line::Pending {
                         ev: rt.name(*ev),
                         flags: f.bits(),
-                        deadline: deadline.map(|t| t.as_micros() as i64),
+                        deadline: deadline.map(|t| {
+                            if rt.tv_set.borrow().contains(ev) {
+                                Some(t.as_micros() as i64)
+                            } else {
+                                None
+                            }
+                        }),
                         prio,
                     },
                 );
@@ -1470,6 +1572,9 @@ fn exec_bev<H: ScenarioHost>(rt: &Rc<Rt>, base: &mut Base<H>, now: Time, ins: &I
             );
         }
         Instr::BevTriggerEvent { what, opts, .. } => {
+            if *what as u16 & names::BEV_EVENT_ERROR != 0 {
+                rt.bevs.borrow_mut()[id as usize].trig_err = true;
+            }
             rt.line(
                 now,
                 Line::BevTriggerEvent {

@@ -97,11 +97,12 @@ pub enum Line<'a> {
     Free { ev: &'a str },
     /// `new EV rc=R` (R: event_priority_set's result, 0 without `prio`).
     New { ev: &'a str, rc: i32 },
-    /// `pending EV FLAGS deadline=US|- prio=P`.
+    /// `pending EV FLAGS deadline=US|-|? prio=P` (`?`: the event had no timeout since its
+    /// `event_new`, libevent's `ev_timeout` is then uninitialized: `Some(None)`).
     Pending {
         ev: &'a str,
         flags: u16,
-        deadline: Option<i64>,
+        deadline: Option<Option<i64>>,
         prio: i64,
     },
     /// `counts added=N active=N`.
@@ -130,7 +131,8 @@ pub enum Line<'a> {
     Live { ev: &'a str },
     /// A bufferevent callback: `cb X.read #N in=I out=O`, `cb X.write #N in=I out=O`,
     /// `cb X.event #N WHAT [err=E] in=I out=O` (WHAT in `BEV_EVENT_*` words; `err=` only with
-    /// ERROR). `name` is the body name (`X.read`).
+    /// ERROR; `err=?` (`err` negative) when the error came from `trigger_event`, whose errno
+    /// is whatever the last syscall left). `name` is the body name (`X.read`).
     BevCb {
         name: &'a str,
         call: u64,
@@ -307,7 +309,11 @@ impl Line<'_> {
                 deadline,
                 prio,
             } => {
-                let d = deadline.map_or("-".to_string(), |d| d.to_string());
+                let d = match deadline {
+                    None => "-".to_string(),
+                    Some(None) => "?".to_string(),
+                    Some(Some(d)) => d.to_string(),
+                };
                 format!(
                     "pending {ev} {} deadline={d} prio={prio}",
                     what_letters(*flags)
@@ -346,8 +352,10 @@ impl Line<'_> {
                     t.push(' ');
                     t.push_str(&names::bev_what_words(*w));
                 }
-                if let Some(e) = err {
-                    t.push_str(&format!(" err={}", errno_name(*e)));
+                match err {
+                    Some(e) if *e < 0 => t.push_str(" err=?"),
+                    Some(e) => t.push_str(&format!(" err={}", errno_name(*e))),
+                    None => {}
                 }
                 t.push_str(&format!(" in={input} out={output}"));
                 t
