@@ -864,8 +864,21 @@ fn write_file(path: &std::path::Path, text: &str) -> Result<(), String> {
 
 /// `evsim merge`: 0 if the merged run has no failure, 1 if it has, an error otherwise.
 fn merge_cmd(a: &MergeArgs) -> Result<ExitCode, String> {
+    merge_reports(&a.reports, a.report.as_deref(), a.junit.as_deref())
+}
+
+/// `evsim merge` (and `evconform merge`): merges the shards' reports `reports`
+/// ([`report::merge`]), prints a line per target and every failure with its reproduce line,
+/// writes the merged report to `report` and JUnit XML to `junit`. Returns exit code 0 if the
+/// merged run has no failure, 1 if it has; an error if the shards do not merge.
+pub fn merge_reports(
+    reports: &[PathBuf],
+    out_report: Option<&std::path::Path>,
+    out_junit: Option<&std::path::Path>,
+) -> Result<ExitCode, String> {
+    let a = (out_report, out_junit);
     let mut texts = Vec::new();
-    for p in &a.reports {
+    for p in reports {
         let t = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
         texts.push((p.display().to_string(), t));
     }
@@ -878,10 +891,11 @@ fn merge_cmd(a: &MergeArgs) -> Result<ExitCode, String> {
         let f = s["failed"].as_u64().unwrap_or(0);
         failed += f;
         println!(
-            "{} shards of {} {} (faults {}, seeds {}..{}): {} seeds run, {} passed, {} failed; digest {}; {:.1} seeds/s together, slowest shard {:.2} s",
+            "{} shards of {} {} ({} {}, seeds {}..{}): {} seeds run, {} passed, {} failed; digest {}; {:.1} seeds/s together, slowest shard {:.2} s",
             s["merged_from"],
             s["tool"].as_str().unwrap_or(""),
             s["target"].as_str().unwrap_or(""),
+            if s["tool"] == "evsim" { "faults" } else { "profile" },
             s["profile"].as_str().unwrap_or(""),
             s["seeds"]["start"],
             s["seeds"]["end"],
@@ -903,10 +917,10 @@ fn merge_cmd(a: &MergeArgs) -> Result<ExitCode, String> {
         lines.extend(m.lines());
         junit.push((m.summary.clone(), m.failures.clone()));
     }
-    if let Some(p) = &a.report {
+    if let Some(p) = a.0 {
         write_file(p, &report::to_jsonl(&lines))?;
     }
-    if let Some(p) = &a.junit {
+    if let Some(p) = a.1 {
         write_file(p, &report::junit(&junit))?;
     }
     Ok(if failed == 0 {
