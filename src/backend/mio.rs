@@ -543,6 +543,9 @@ impl Backend for MioBackend {
     fn connect(&mut self, addr: std::net::SocketAddr) -> io::Result<(Fd, ConnectState)> {
         sys::connect(addr)
     }
+    fn connect_existing(&mut self, fd: Fd, addr: std::net::SocketAddr) -> io::Result<ConnectState> {
+        sys::connect_existing(fd, addr)
+    }
     fn take_socket_error(&mut self, fd: Fd) -> io::Result<Option<io::Error>> {
         sys::take_socket_error(fd)
     }
