@@ -917,6 +917,17 @@ pub fn merge_reports(
         lines.extend(m.lines());
         junit.push((m.summary.clone(), m.failures.clone()));
     }
+    if merged.len() > 1 {
+        let failing = merged
+            .iter()
+            .filter(|m| m.summary["failed"].as_u64().unwrap_or(0) > 0)
+            .count();
+        println!(
+            "{} targets: {} passed, {failing} failed ({failed} failing seeds)",
+            merged.len(),
+            merged.len() - failing
+        );
+    }
     if let Some(p) = a.0 {
         write_file(p, &report::to_jsonl(&lines))?;
     }

@@ -648,6 +648,30 @@ mod tests {
     }
 
     #[test]
+    fn reports_of_several_targets_merge_target_by_target() {
+        // Each shard's report holds two targets (as `explore scenarios:DIR` writes).
+        let two = |k| {
+            let r = report(Shard::new(k, 2).unwrap(), false);
+            format!("{r}{}", r.replace("\"target\":\"t\"", "\"target\":\"u\""))
+        };
+        let m = merge(&[("a".into(), two(1)), ("b".into(), two(2))]).unwrap();
+        assert_eq!(m.len(), 2);
+        for (g, name) in m.iter().zip(["t", "u"]) {
+            assert_eq!(g.summary["target"], name);
+            assert_eq!(g.summary["run"], 10);
+            assert_eq!(g.failures.len(), 2);
+            assert!(g.failures.iter().all(|f| f["target"] == name));
+        }
+        // A target missing from one shard's report is a missing shard of that target.
+        let e = merge(&[
+            ("a".into(), two(1)),
+            ("b".into(), report(Shard::new(2, 2).unwrap(), false)),
+        ])
+        .unwrap_err();
+        assert!(e.contains("u: shards missing: 2/2"), "{e}");
+    }
+
+    #[test]
     fn junit_lists_failures_with_their_reproduce_lines() {
         let m = merge(&[("w".into(), report(Shard::WHOLE, false))]).unwrap();
         let x = junit(&[(m[0].summary.clone(), m[0].failures.clone())]);
