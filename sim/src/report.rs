@@ -118,7 +118,7 @@ impl Header {
             "seeds": {"start": s.seeds.start, "end": s.seeds.end},
             "shard": {"index": s.shard.index, "count": s.shard.count, "scheme": SCHEME},
             "run": s.run,
-            "passed": s.run - s.failed,
+            "passed": s.run.saturating_sub(s.failed),
             "failed": s.failed,
             "callbacks": s.callbacks,
             "seconds": s.seconds,
