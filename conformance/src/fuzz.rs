@@ -31,6 +31,8 @@ use crate::evloop_runner::EvloopRunner;
 use crate::ir;
 use crate::player::Player;
 use crate::scenario::{self, Item, Scenario};
+use evloop_sim::shard::Shard;
+use evloop_sim::TraceSummary;
 
 /// What `evconform fuzz` was asked to do.
 #[derive(Clone, Debug)]
@@ -136,6 +138,40 @@ pub struct Summary {
     pub divergences: Vec<Divergence>,
     /// Wall-clock seconds (for cases/s; 0 when unknown).
     pub seconds: f64,
+    /// Every case run (libevent failures and unrepeated differences included), in completion
+    /// order: its index, the hash and length of its libevent traces, and whether a confirmed
+    /// divergence failed it (for `--report`).
+    pub per_case: Vec<(u64, TraceSummary, bool)>,
+    /// Every case with a confirmed divergence (unshrunk), in case order: its index and its
+    /// first difference's backend, signature and detail.
+    pub failing: Vec<FailingCase>,
+}
+
+/// A case with a confirmed divergence, before shrinking.
+#[derive(Clone, Debug)]
+pub struct FailingCase {
+    /// The case index.
+    pub case: u64,
+    /// The evloop backend of its first difference.
+    pub backend: String,
+    /// The difference's signature.
+    pub signature: String,
+    /// How the traces differ.
+    pub detail: String,
+}
+
+/// FNV-1a of `parts`, and their line count: the case's "trace hash" in reports.
+fn trace_of<'a>(parts: impl IntoIterator<Item = &'a str>) -> TraceSummary {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut lines = 0usize;
+    for p in parts {
+        for b in p.bytes().chain([0u8]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        lines += p.lines().count();
+    }
+    TraceSummary { hash: h, lines }
 }
 
 /// A raw (unshrunk) difference of one case on one backend.
@@ -242,6 +278,15 @@ enum Outcome {
 
 /// Runs `sc` on libevent and on `backends`, compares.
 fn run_one(player: &Player, sc: &Scenario, backends: &[String]) -> Result<Outcome, String> {
+    run_one_traced(player, sc, backends).map(|(o, _)| o)
+}
+
+/// [`run_one`], with the hash of the libevent traces (or of libevent's error).
+fn run_one_traced(
+    player: &Player,
+    sc: &Scenario,
+    backends: &[String],
+) -> Result<(Outcome, TraceSummary), String> {
     let l = loaded(sc, "fuzz")?;
     let ir_text = l.ir.to_text();
     let methods: BTreeSet<String> = backends.iter().map(|b| check::fixture_backend(b)).collect();
@@ -250,7 +295,10 @@ fn run_one(player: &Player, sc: &Scenario, backends: &[String]) -> Result<Outcom
         let method = check::libevent_method(m).unwrap_or("epoll");
         match player.run(method, &ir_text) {
             Ok(t) => lib.push((m.clone(), t)),
-            Err(e) => return Ok(Outcome::LibeventError(e)),
+            Err(e) => {
+                let t = trace_of([m.as_str(), e.as_str()]);
+                return Ok((Outcome::LibeventError(e), t));
+            }
         }
     }
     let mut diffs = Vec::new();
@@ -285,11 +333,15 @@ fn run_one(player: &Player, sc: &Scenario, backends: &[String]) -> Result<Outcom
             }),
         }
     }
-    Ok(if diffs.is_empty() {
-        Outcome::Agree(cut)
-    } else {
-        Outcome::Differ(diffs)
-    })
+    let trace = trace_of(lib.iter().flat_map(|(m, t)| [m.as_str(), t.as_str()]));
+    Ok((
+        if diffs.is_empty() {
+            Outcome::Agree(cut)
+        } else {
+            Outcome::Differ(diffs)
+        },
+        trace,
+    ))
 }
 
 /// NONDETERMINISM.md §2: in a select fixture, a difference at or after the first select()
@@ -474,20 +526,38 @@ fn progress(done: u64, total: u64, divs: usize, secs: f64) {
 }
 
 enum Msg {
-    Done(u64, Result<Outcome, String>, Option<Vec<Diff>>),
+    Done(
+        u64,
+        Result<(Outcome, TraceSummary), String>,
+        Option<Vec<Diff>>,
+    ),
 }
 
 /// Runs the fuzzer. `groups` is the `--features` text (for the replay command).
 pub fn fuzz(opts: &Options, groups: &str, out: &mut dyn std::io::Write) -> Result<Summary, String> {
+    fuzz_shard(opts, Shard::WHOLE, groups, out)
+}
+
+/// [`fuzz`] on one shard of the cases `0..cases`: the cases `k` with `k % N == K - 1`
+/// ([`Shard`]). Case `k` is the same program whichever shard runs it. (`opts.case` runs that
+/// one case, whatever the shard.)
+pub fn fuzz_shard(
+    opts: &Options,
+    shard: Shard,
+    groups: &str,
+    out: &mut dyn std::io::Write,
+) -> Result<Summary, String> {
     apply_core_fault(opts.core_fault.as_deref())?;
     let player = Player::build()?;
     let t0 = wall();
-    let (first, count) = match opts.case {
-        Some(k) => (k, 1),
-        None => (0, opts.cases),
+    let (range, shard) = match opts.case {
+        Some(k) => (k..k.saturating_add(1), Shard::WHOLE),
+        None => (0..opts.cases, shard),
     };
-    let next = AtomicU64::new(first);
-    let end = first + count;
+    let count = shard.len(&range);
+    // `next` counts the shard's cases (0, 1, …), not the case indices.
+    let next = AtomicU64::new(0);
+    let range = &range;
     let stop = AtomicBool::new(false);
     let mut sum = Summary::default();
     let (tx, rx) = mpsc::channel::<Msg>();
@@ -502,31 +572,30 @@ pub fn fuzz(opts: &Options, groups: &str, out: &mut dyn std::io::Write) -> Resul
                 if stop.load(Ordering::SeqCst) {
                     break;
                 }
-                let k = next.fetch_add(1, Ordering::SeqCst);
-                if k >= end {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= count {
                     break;
                 }
+                let k = shard.nth(range, i);
                 let res = case_scenario(&opts.config, opts.seed, k)
-                    .and_then(|sc| run_one(player, &sc, &opts.backends));
+                    .and_then(|sc| run_one_traced(player, &sc, &opts.backends));
                 // a difference is confirmed by a second run of both sides (see `unrepeated`)
-                let confirm =
-                    match &res {
-                        Ok(Outcome::Differ(d)) => case_scenario(&opts.config, opts.seed, k)
-                            .ok()
-                            .map(|sc| match run_one(player, &sc, &opts.backends) {
-                                Ok(Outcome::Differ(d2)) => d
-                                    .iter()
-                                    .filter(|x| {
-                                        d2.iter().any(|y| {
-                                            y.signature == x.signature && y.detail == x.detail
-                                        })
-                                    })
-                                    .cloned()
-                                    .collect(),
-                                _ => Vec::new(),
-                            }),
-                        _ => None,
-                    };
+                let confirm = match &res {
+                    Ok((Outcome::Differ(d), _)) => case_scenario(&opts.config, opts.seed, k)
+                        .ok()
+                        .map(|sc| match run_one(player, &sc, &opts.backends) {
+                            Ok(Outcome::Differ(d2)) => d
+                                .iter()
+                                .filter(|x| {
+                                    d2.iter()
+                                        .any(|y| y.signature == x.signature && y.detail == x.detail)
+                                })
+                                .cloned()
+                                .collect(),
+                            _ => Vec::new(),
+                        }),
+                    _ => None,
+                };
                 if tx.send(Msg::Done(k, res, confirm)).is_err() {
                     break;
                 }
@@ -536,7 +605,12 @@ pub fn fuzz(opts: &Options, groups: &str, out: &mut dyn std::io::Write) -> Resul
         let mut done = 0u64;
         for Msg::Done(k, res, confirm) in rx.iter() {
             done += 1;
-            match res {
+            if let Ok((o, t)) = &res {
+                let failed = matches!(o, Outcome::Differ(_))
+                    && confirm.as_ref().is_some_and(|c| !c.is_empty());
+                sum.per_case.push((k, *t, failed));
+            }
+            match res.map(|(o, _)| o) {
                 Err(e) => {
                     gen_error.get_or_insert(format!("case {k}: {e}"));
                     stop.store(true, Ordering::SeqCst);
@@ -563,6 +637,13 @@ pub fn fuzz(opts: &Options, groups: &str, out: &mut dyn std::io::Write) -> Resul
                         sum.nondeterministic_cases
                             .push(format!("{k} ({})", backends.join(" ")));
                     } else {
+                        let d = &confirmed[0];
+                        sum.failing.push(FailingCase {
+                            case: k,
+                            backend: d.backend.clone(),
+                            signature: d.signature.clone(),
+                            detail: d.detail.clone(),
+                        });
                         pending.push((k, confirmed));
                         if !opts.keep_going {
                             stop.store(true, Ordering::SeqCst);
@@ -582,6 +663,7 @@ pub fn fuzz(opts: &Options, groups: &str, out: &mut dyn std::io::Write) -> Resul
         return Err(e);
     }
     pending.sort_by_key(|(k, _)| *k);
+    sum.failing.sort_by_key(|f| f.case);
     if !opts.keep_going {
         pending.truncate(1);
     }

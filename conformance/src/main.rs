@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use evloop_sim::shard::Shard;
 
 use evloop_conformance::check::{self, Dispatch, PlayerRunner, Runner};
 use evloop_conformance::{
@@ -107,6 +108,42 @@ enum Cmd {
         /// needs `--features test-faults`.
         #[arg(long, value_name = "FAULT")]
         core_fault: Option<String>,
+        /// Run only part K of N of the cases (K from 1 to N): the cases k with
+        /// k % N == K - 1 (implies --keep-going). See docs/scale-out.md.
+        #[arg(long, value_name = "K/N", conflicts_with_all = ["shard_from_env", "case"])]
+        shard: Option<String>,
+        /// Take K and N from the scheduler (EVSIM_SHARD, Slurm arrays, Kubernetes Indexed
+        /// Jobs with --shard-count, GitLab parallel; see docs/scale-out.md).
+        #[arg(long, conflicts_with = "case")]
+        shard_from_env: bool,
+        /// N for --shard-from-env where the scheduler does not give it (Kubernetes).
+        #[arg(long, value_name = "N", requires = "shard_from_env",
+              value_parser = clap::value_parser!(u64).range(1..))]
+        shard_count: Option<u64>,
+        /// Write a JSON Lines report (a line per diverging case with its replay command, a
+        /// summary; the format of `evsim explore --report`; implies --keep-going). `evconform
+        /// merge` (or `evsim merge`) combines the shards' reports.
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+        /// Also write a line for every case (its verdict and libevent trace hash).
+        #[arg(long, requires = "report")]
+        report_all: bool,
+        /// Write JUnit XML (a testcase per diverging case, one for the rest) to FILE.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+    },
+    /// Combine the reports of the shards of a fuzz run (or of an `evsim explore` run) into
+    /// one; fails if shards are missing, overlap or disagree.
+    Merge {
+        /// The shards' reports (`fuzz --report FILE`).
+        #[arg(required = true, value_name = "REPORT")]
+        reports: Vec<PathBuf>,
+        /// Write the merged report to FILE.
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+        /// Write JUnit XML of the merged result to FILE.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
     },
     /// Print the IR a scenario lowers to.
     Ir {
@@ -275,6 +312,12 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             quiet,
             show,
             core_fault,
+            shard,
+            shard_from_env,
+            shard_count,
+            report,
+            report_all,
+            junit,
         } => {
             let backends: Vec<String> = if backends.is_empty() {
                 evloop_runner::DEFAULT_BACKENDS
@@ -304,6 +347,18 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 }
                 return Ok(ExitCode::SUCCESS);
             }
+            let shard = match (&shard, shard_from_env) {
+                (Some(s), _) => Some(Shard::parse(s)?),
+                (None, true) => {
+                    let (s, from) = Shard::from_env(|k| std::env::var(k).ok(), shard_count)?;
+                    eprintln!("evconform: shard {s} (from {from})");
+                    Some(s)
+                }
+                (None, false) => None,
+            };
+            for p in report.iter().chain(&junit) {
+                std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()))?;
+            }
             let opts = fuzz::Options {
                 cases,
                 seed,
@@ -312,13 +367,32 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 jobs,
                 save,
                 config,
-                keep_going,
+                // A shard or a report lists every diverging case, not only the first.
+                keep_going: keep_going || shard.is_some() || report.is_some() || junit.is_some(),
                 shrink: !no_shrink,
                 progress: !quiet,
-                core_fault,
+                core_fault: core_fault.clone(),
             };
+            let shard = shard.unwrap_or(Shard::WHOLE);
             let mut stdout = std::io::stdout();
-            let sum = fuzz::fuzz(&opts, &features, &mut stdout)?;
+            let sum = fuzz::fuzz_shard(&opts, shard, &features, &mut stdout)?;
+            if report.is_some() || junit.is_some() {
+                let lines = fuzz_report(&opts, shard, &features, &sum, report_all);
+                if let Some(p) = &report {
+                    std::fs::write(p, evloop_sim::report::to_jsonl(&lines))
+                        .map_err(|e| format!("{}: {e}", p.display()))?;
+                }
+                if let Some(p) = &junit {
+                    let (summary, failures): (Vec<_>, Vec<_>) =
+                        lines.into_iter().partition(|l| l["type"] == "summary");
+                    let failures = failures
+                        .into_iter()
+                        .filter(|l| l["type"] == "failure")
+                        .collect();
+                    let x = evloop_sim::report::junit(&[(summary[0].clone(), failures)]);
+                    std::fs::write(p, x).map_err(|e| format!("{}: {e}", p.display()))?;
+                }
+            }
             let rate = if sum.seconds > 0.0 {
                 sum.cases as f64 / sum.seconds
             } else {
@@ -351,6 +425,21 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 ExitCode::FAILURE
             })
         }
+        Cmd::Merge {
+            reports,
+            report,
+            junit,
+        } => {
+            // As `evsim merge`: 1 means failures (listed), 2 shards that do not merge.
+            match evloop_sim::explore::merge_reports(&reports, report.as_deref(), junit.as_deref())
+            {
+                Ok(code) => Ok(code),
+                Err(e) => {
+                    eprintln!("evconform merge: {e}");
+                    Ok(ExitCode::from(2))
+                }
+            }
+        }
         Cmd::Ir { file } => {
             let sc = check::load(&file)?;
             print!("{}", sc.ir.to_text());
@@ -362,4 +451,75 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The JSON Lines report of a fuzz run (evloop_sim::report's format): a line per diverging
+/// case (its first difference, its libevent traces' hash, its replay command), with
+/// `report_all` a line per case, and the summary. The "seed" of a line is the case index;
+/// the run's seed is in `options`.
+fn fuzz_report(
+    opts: &fuzz::Options,
+    shard: Shard,
+    groups: &str,
+    sum: &fuzz::Summary,
+    report_all: bool,
+) -> Vec<serde_json::Value> {
+    use evloop_sim::report::{seed_digest, Header, Totals};
+    let header = Header {
+        tool: "evconform fuzz".to_owned(),
+        target: "fuzz".to_owned(),
+        profile: groups.to_owned(),
+        options: serde_json::json!({
+            "seed": opts.seed,
+            "backends": opts.backends,
+            "core_fault": opts.core_fault,
+            "shrink": opts.shrink,
+        }),
+    };
+    let mut cases = sum.per_case.clone();
+    cases.sort_unstable_by_key(|c| c.0);
+    let trace = |k: u64| {
+        cases
+            .binary_search_by_key(&k, |c| c.0)
+            .map(|i| cases[i].1)
+            .unwrap_or(evloop_sim::TraceSummary { hash: 0, lines: 0 })
+    };
+    let mut lines = Vec::new();
+    for f in &sum.failing {
+        let cmd = fuzz::replay_command(
+            opts.seed,
+            f.case,
+            &f.backend,
+            groups,
+            opts.core_fault.as_deref(),
+        );
+        lines.push(header.failure(
+            f.case,
+            &[f.signature.clone(), f.detail.clone()],
+            trace(f.case),
+            &cmd,
+        ));
+    }
+    let mut digest = 0u64;
+    for &(k, t, failed) in &cases {
+        digest ^= seed_digest(k, t, failed);
+        if report_all {
+            lines.push(header.seed(k, !failed, t));
+        }
+    }
+    let seeds = match opts.case {
+        Some(k) => k..k.saturating_add(1),
+        None => 0..opts.cases,
+    };
+    lines.push(header.summary(&Totals {
+        seeds,
+        shard,
+        run: cases.len() as u64,
+        failed: sum.failing.len() as u64,
+        callbacks: sum.comparisons,
+        seconds: sum.seconds,
+        jobs: opts.jobs as u64,
+        digest,
+    }));
+    lines
 }

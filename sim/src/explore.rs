@@ -18,10 +18,12 @@ use std::time::Instant;
 use clap::{Args, Parser, Subcommand};
 
 use crate::faults::Decision;
+use crate::report::{self, Header, Totals};
+use crate::shard::Shard;
 use crate::targets::{
     self, check_core_fault, command_for, RunOptions, RunReport, Target, MAX_CLIENTS,
 };
-use crate::trace::describe_difference;
+use crate::trace::{describe_difference, TraceSummary};
 
 /// The wall clock, for throughput figures and the progress bar only: it never reaches a
 /// simulation, whose only clock is virtual.
@@ -79,6 +81,8 @@ pub struct SeedResult {
     pub failures: Vec<String>,
     /// Callbacks run.
     pub callbacks: u64,
+    /// The trace's hash and length (of the first run, with `--check-determinism`).
+    pub trace: TraceSummary,
 }
 
 /// Runs seeds `seeds` of `target` on `jobs` threads; `each` sees every result as it comes
@@ -102,9 +106,39 @@ pub fn explore(
     seeds: std::ops::Range<u64>,
     jobs: usize,
     determinism: bool,
+    each: impl FnMut(&SeedResult),
+) -> Vec<SeedResult> {
+    explore_shard(target, base, seeds, Shard::WHOLE, jobs, determinism, each)
+}
+
+/// [`explore`] on one shard of `seeds` ([`Shard`]: the seeds `s` with
+/// `(s - seeds.start) % N == K - 1`). A seed's run is the same whichever shard runs it.
+///
+/// ```
+/// use evloop_sim::explore::explore_shard;
+/// use evloop_sim::shard::Shard;
+/// use evloop_sim::targets::{programs::Programs, RunOptions};
+///
+/// let mut seen = Vec::new();
+/// let shard = Shard::parse("2/3").unwrap();
+/// explore_shard(&Programs, &RunOptions::new(0, "none"), 0..10, shard, 1, false, |r| {
+///     seen.push(r.seed)
+/// });
+/// seen.sort();
+/// assert_eq!(seen, [1, 4, 7]);
+/// ```
+pub fn explore_shard(
+    target: &dyn Target,
+    base: &RunOptions,
+    seeds: std::ops::Range<u64>,
+    shard: Shard,
+    jobs: usize,
+    determinism: bool,
     mut each: impl FnMut(&SeedResult),
 ) -> Vec<SeedResult> {
-    let next = AtomicU64::new(seeds.start);
+    // `next` counts the shard's seeds (0, 1, …), not the seeds themselves.
+    let next = AtomicU64::new(0);
+    let count = shard.len(&seeds);
     // Results travel in small batches: one wake-up of the collecting thread per batch, not
     // per seed (a seed of hello-world takes about 100 µs).
     let (tx, rx) = mpsc::channel::<Vec<SeedResult>>();
@@ -113,14 +147,15 @@ pub fn explore(
         for _ in 0..jobs.max(1) {
             let tx = tx.clone();
             let next = &next;
-            let end = seeds.end;
+            let seeds = &seeds;
             scope.spawn(move || {
                 let mut batch = Vec::new();
                 loop {
-                    let seed = next.fetch_add(1, Ordering::Relaxed);
-                    if seed >= end {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= count {
                         break;
                     }
+                    let seed = shard.nth(seeds, i);
                     let mut opts = base.clone();
                     opts.seed = seed;
                     let (report, diff) = if determinism {
@@ -137,6 +172,7 @@ pub fn explore(
                         seed,
                         failures,
                         callbacks: report.stats.callbacks,
+                        trace: report.trace.summary(),
                     });
                     if batch.len() >= 16 && tx.send(std::mem::take(&mut batch)).is_err() {
                         return;
@@ -306,6 +342,9 @@ enum Cmd {
     Shrink(ShrinkArgs),
     /// List the targets (with their own options) and the fault profiles.
     List,
+    /// Combine the reports of the shards of a run into one; fails if shards are missing,
+    /// overlap or disagree.
+    Merge(MergeArgs),
 }
 
 #[derive(Args)]
@@ -346,6 +385,42 @@ struct ExploreArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Run only part K of N of the seeds (K from 1 to N): the seeds s with
+    /// (s - A) % N == K - 1. The shards of one range are disjoint and cover it.
+    #[arg(long, value_name = "K/N", conflicts_with = "shard_from_env")]
+    shard: Option<String>,
+    /// Take K and N from the scheduler: EVSIM_SHARD=K/N, Slurm's SLURM_ARRAY_TASK_ID and
+    /// SLURM_ARRAY_TASK_COUNT, Kubernetes' JOB_COMPLETION_INDEX (with --shard-count or
+    /// EVSIM_SHARD_COUNT), GitLab's CI_NODE_INDEX and CI_NODE_TOTAL.
+    #[arg(long)]
+    shard_from_env: bool,
+    /// N for --shard-from-env where the scheduler does not give it (Kubernetes).
+    #[arg(long, value_name = "N", requires = "shard_from_env",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    shard_count: Option<u64>,
+    /// Write a JSON Lines report: a line per failing seed (with its trace hash and reproduce
+    /// command) and a summary line per target (`evsim merge` combines shards' reports).
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+    /// Also write a line for every seed run (its verdict and trace hash) to the report.
+    #[arg(long, requires = "report")]
+    report_all: bool,
+    /// Write JUnit XML (a testcase per failing seed, one for the passing ones) to FILE.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct MergeArgs {
+    /// The shards' reports (`explore --report FILE`; or `evconform fuzz --report FILE`).
+    #[arg(required = true, value_name = "REPORT")]
+    reports: Vec<PathBuf>,
+    /// Write the merged report (same format, shard 1/1) to FILE.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+    /// Write JUnit XML of the merged result to FILE.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -622,17 +697,37 @@ fn run_one(ctx: &Ctx<'_>, target: &dyn Target, a: &RunArgs) -> Result<u8, String
     Ok(code)
 }
 
-/// `evsim explore` on one target: prints its failures and its figures; the number of failing
-/// seeds.
+/// What `explore` found on one target: the failing seeds' count and the report's lines.
+struct Explored {
+    failed: usize,
+    /// Failure lines (seed order), seed lines (`--report-all`), the summary.
+    lines: Vec<serde_json::Value>,
+    summary: serde_json::Value,
+    failures: Vec<serde_json::Value>,
+}
+
+/// What a report says of a target's options (besides the profile and the seed).
+fn options_json(a: &ExploreArgs, opts: &RunOptions) -> serde_json::Value {
+    serde_json::json!({
+        "clients": a.common.clients,
+        "params": opts.params,
+        "core_fault": opts.core_fault,
+        "check_determinism": a.check_determinism,
+    })
+}
+
+/// `evsim explore` on one target (one shard of the range): prints its failures and its
+/// figures; returns them with the report's lines.
 fn explore_one(
     ctx: &Ctx<'_>,
     target: &dyn Target,
     a: &ExploreArgs,
     range: std::ops::Range<u64>,
+    shard: Shard,
     jobs: usize,
-) -> Result<usize, String> {
+) -> Result<Explored, String> {
     let opts = options(&a.common, target, 0)?;
-    let total = range.end - range.start;
+    let total = shard.len(&range);
     let pb = if a.quiet {
         indicatif::ProgressBar::hidden()
     } else {
@@ -646,13 +741,26 @@ fn explore_one(
         pb.set_message("0");
         pb
     };
+    let header = Header {
+        tool: "evsim".to_owned(),
+        target: target.name().to_owned(),
+        profile: a.common.faults.clone(),
+        options: options_json(a, &opts),
+    };
     let start = wall_clock();
     let mut callbacks = 0u64;
     let mut nfail = 0u64;
+    let mut digest = 0u64;
+    let mut all: Vec<(u64, bool, TraceSummary)> = Vec::new();
     let check = a.check_determinism;
-    let failed = explore(target, &opts, range, jobs, check, |r| {
+    let failed = explore_shard(target, &opts, range.clone(), shard, jobs, check, |r| {
         callbacks += r.callbacks;
-        if !r.failures.is_empty() {
+        let bad = !r.failures.is_empty();
+        digest ^= report::seed_digest(r.seed, r.trace, bad);
+        if a.report_all {
+            all.push((r.seed, !bad, r.trace));
+        }
+        if bad {
             nfail += 1;
             pb.set_message(nfail.to_string());
             let mut o = opts.clone();
@@ -668,8 +776,26 @@ fn explore_one(
     });
     pb.finish_and_clear();
     let secs = wall_clock().duration_since(start).as_secs_f64().max(1e-9);
+    let part = if shard == Shard::WHOLE {
+        String::new()
+    } else {
+        let mut first: Vec<String> = shard.seeds(&range).take(3).map(|s| s.to_string()).collect();
+        if total > 3 {
+            first.push("…".to_owned());
+        }
+        format!(
+            " (shard {shard} of {}..{}: seeds {})",
+            range.start,
+            range.end,
+            if first.is_empty() {
+                "none".to_owned()
+            } else {
+                first.join(", ")
+            }
+        )
+    };
     println!(
-        "{} seeds of {} (faults {}, {} jobs{}) in {:.2} s: {:.1} seeds/s, {:.0} simulated callbacks/s; {} failed",
+        "{} seeds{part} of {} (faults {}, {} jobs{}) in {:.2} s: {:.1} seeds/s, {:.0} simulated callbacks/s; {} failed",
         total,
         target.name(),
         a.common.faults,
@@ -680,6 +806,7 @@ fn explore_one(
         callbacks as f64 / secs,
         failed.len()
     );
+    let mut failures = Vec::new();
     for r in &failed {
         let mut o = opts.clone();
         o.seed = r.seed;
@@ -690,10 +817,128 @@ fn explore_one(
         } else {
             String::new()
         };
+        let cmd = ctx.command(target, &o);
         println!("FAILED seed {}: {}{more}", r.seed, shown.join("; "));
-        println!("  reproduce: {}", ctx.command(target, &o));
+        println!("  reproduce: {cmd}");
+        failures.push(header.failure(r.seed, &r.failures, r.trace, &cmd));
     }
-    Ok(failed.len())
+    all.sort_unstable_by_key(|x| x.0);
+    let totals = Totals {
+        seeds: range,
+        shard,
+        run: total,
+        failed: failed.len() as u64,
+        callbacks,
+        seconds: secs,
+        jobs: jobs as u64,
+        digest,
+    };
+    let summary = header.summary(&totals);
+    let mut lines = failures.clone();
+    lines.extend(all.iter().map(|&(seed, ok, t)| header.seed(seed, ok, t)));
+    lines.push(summary.clone());
+    Ok(Explored {
+        failed: failed.len(),
+        lines,
+        summary,
+        failures,
+    })
+}
+
+/// The shard `explore` runs: `--shard K/N`, `--shard-from-env`, or the whole range.
+fn shard_of(a: &ExploreArgs) -> Result<Shard, String> {
+    if let Some(s) = &a.shard {
+        return Shard::parse(s);
+    }
+    if a.shard_from_env {
+        let (s, from) = Shard::from_env(|k| std::env::var(k).ok(), a.shard_count)?;
+        eprintln!("evsim: shard {s} (from {from})");
+        return Ok(s);
+    }
+    Ok(Shard::WHOLE)
+}
+
+fn write_file(path: &std::path::Path, text: &str) -> Result<(), String> {
+    std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// `evsim merge`: 0 if the merged run has no failure, 1 if it has, an error otherwise.
+fn merge_cmd(a: &MergeArgs) -> Result<ExitCode, String> {
+    merge_reports(&a.reports, a.report.as_deref(), a.junit.as_deref())
+}
+
+/// `evsim merge` (and `evconform merge`): merges the shards' reports `reports`
+/// ([`report::merge`]), prints a line per target and every failure with its reproduce line,
+/// writes the merged report to `report` and JUnit XML to `junit`. Returns exit code 0 if the
+/// merged run has no failure, 1 if it has; an error if the shards do not merge.
+pub fn merge_reports(
+    reports: &[PathBuf],
+    out_report: Option<&std::path::Path>,
+    out_junit: Option<&std::path::Path>,
+) -> Result<ExitCode, String> {
+    let a = (out_report, out_junit);
+    let mut texts = Vec::new();
+    for p in reports {
+        let t = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        texts.push((p.display().to_string(), t));
+    }
+    let merged = report::merge(&texts)?;
+    let mut failed = 0u64;
+    let mut lines = Vec::new();
+    let mut junit = Vec::new();
+    for m in &merged {
+        let s = &m.summary;
+        let f = s["failed"].as_u64().unwrap_or(0);
+        failed += f;
+        println!(
+            "{} shards of {} {} ({} {}, seeds {}..{}): {} seeds run, {} passed, {} failed; digest {}; {:.1} seeds/s together, slowest shard {:.2} s",
+            s["merged_from"],
+            s["tool"].as_str().unwrap_or(""),
+            s["target"].as_str().unwrap_or(""),
+            if s["tool"] == "evsim" { "faults" } else { "profile" },
+            s["profile"].as_str().unwrap_or(""),
+            s["seeds"]["start"],
+            s["seeds"]["end"],
+            s["run"],
+            s["passed"],
+            f,
+            s["digest"].as_str().unwrap_or(""),
+            s["seeds_per_sec"].as_f64().unwrap_or(0.0),
+            s["seconds"].as_f64().unwrap_or(0.0),
+        );
+        for l in &m.failures {
+            println!(
+                "FAILED seed {}: {}",
+                l["seed"],
+                l["failure"].as_str().unwrap_or("")
+            );
+            println!("  reproduce: {}", l["reproduce"].as_str().unwrap_or(""));
+        }
+        lines.extend(m.lines());
+        junit.push((m.summary.clone(), m.failures.clone()));
+    }
+    if merged.len() > 1 {
+        let failing = merged
+            .iter()
+            .filter(|m| m.summary["failed"].as_u64().unwrap_or(0) > 0)
+            .count();
+        println!(
+            "{} targets: {} passed, {failing} failed ({failed} failing seeds)",
+            merged.len(),
+            merged.len() - failing
+        );
+    }
+    if let Some(p) = a.0 {
+        write_file(p, &report::to_jsonl(&lines))?;
+    }
+    if let Some(p) = a.1 {
+        write_file(p, &report::junit(&junit))?;
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn list(ctx: &Ctx<'_>) {
@@ -783,11 +1028,27 @@ fn run_cli(cli: Cli, ctx: &Ctx<'_>) -> Result<ExitCode, String> {
                 Some(j) => usize::try_from(j).map_err(|e| format!("--jobs: {e}"))?,
                 None => std::thread::available_parallelism().map_or(1, |n| n.get()),
             };
+            let shard = shard_of(&a)?;
+            // Fail before the run, not after it, on a report that cannot be written.
+            for p in a.report.iter().chain(&a.junit) {
+                std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()))?;
+            }
             let mut failed_targets = 0usize;
+            let mut lines = Vec::new();
+            let mut junit = Vec::new();
             for t in &found {
-                if explore_one(ctx, t.get(), &a, range.clone(), jobs)? > 0 {
+                let e = explore_one(ctx, t.get(), &a, range.clone(), shard, jobs)?;
+                if e.failed > 0 {
                     failed_targets += 1;
                 }
+                lines.extend(e.lines);
+                junit.push((e.summary, e.failures));
+            }
+            if let Some(p) = &a.report {
+                write_file(p, &report::to_jsonl(&lines))?;
+            }
+            if let Some(p) = &a.junit {
+                write_file(p, &report::junit(&junit))?;
             }
             if found.len() > 1 {
                 println!(
@@ -804,5 +1065,6 @@ fn run_cli(cli: Cli, ctx: &Ctx<'_>) -> Result<ExitCode, String> {
             })
         }
         Cmd::Shrink(a) => shrink_cmd(ctx, &a),
+        Cmd::Merge(a) => merge_cmd(&a),
     }
 }
