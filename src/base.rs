@@ -12,6 +12,7 @@
 
 use std::fmt;
 use std::io;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use crate::backend::{Backend, Features, Ready, NSIG};
@@ -41,6 +42,13 @@ pub const MAX_DEFERREDS_QUEUED: u32 = 32;
 
 const NIL: u32 = u32::MAX;
 const NO_COMMON: u8 = u8::MAX;
+
+/// The next base's tag. Ids and handles carry their base's tag, so one handed to another base
+/// is stale there. Tags only distinguish bases; nothing orders by them (determinism).
+static NEXT_BASE_TAG: AtomicU32 = AtomicU32::new(1);
+
+/// Something a layer above the core must do when the base is dropped (see [`Base`]'s `Drop`).
+pub(crate) type DropHook<B> = fn(&mut Base<B>);
 
 /// Errors of the reactor API. Misuse returns one of these; it never panics.
 #[derive(Debug)]
@@ -308,6 +316,11 @@ pub struct Base<B: Backend> {
     pub(crate) bufferevents: crate::bufferevent::Registry<B>,
     /// The connection listeners (`listener.rs`), kept here for the same reason.
     pub(crate) listeners: crate::listener::Registry<B>,
+    /// This base's tag, carried by every id and handle it issues.
+    tag: u32,
+    /// What the layers above the core registered to run when the base is dropped (closing the
+    /// descriptors they own), by name, each once, in registration order.
+    drop_hooks: Vec<(&'static str, DropHook<B>)>,
     /// A deliberately broken invariant, for testing the simulator's explorer (`test-faults`).
     #[cfg(feature = "test-faults")]
     fault: Option<CoreFault>,
@@ -352,6 +365,7 @@ impl<B: Backend> Base<B> {
             limit = u32::MAX;
         }
         let features = backend.features();
+        let tag = NEXT_BASE_TAG.fetch_add(1, Ordering::Relaxed);
         Base {
             backend,
             features,
@@ -383,8 +397,10 @@ impl<B: Backend> Base<B> {
             max_dispatch_callbacks,
             limit_callbacks_after_prio: limit,
             no_cache_time: cfg.no_cache_time,
-            bufferevents: Default::default(),
-            listeners: Default::default(),
+            bufferevents: crate::slab::Slab::new(tag),
+            listeners: crate::slab::Slab::new(tag),
+            tag,
+            drop_hooks: Vec::new(),
             #[cfg(feature = "test-faults")]
             fault: None,
         }
@@ -405,6 +421,14 @@ impl<B: Backend> Base<B> {
     /// callback while a more urgent one is active). The running callback is not in its queue.
     pub fn first_active_priority(&self) -> Option<usize> {
         self.queues.iter().position(|q| q.head != NIL)
+    }
+
+    /// Registers `hook` (once per `name`) to run when the base is dropped: how a layer above the
+    /// core (bufferevents, listeners) releases what it owns without the core knowing it.
+    pub(crate) fn on_drop(&mut self, name: &'static str, hook: DropHook<B>) {
+        if !self.drop_hooks.iter().any(|&(n, _)| n == name) {
+            self.drop_hooks.push((name, hook));
+        }
     }
 
     /// The backend.
@@ -433,7 +457,7 @@ impl<B: Backend> Base<B> {
 
     fn slot(&self, id: EventId) -> Result<&Slot<B>> {
         match self.slots.get(id.idx as usize) {
-            Some(s) if s.live && s.gen == id.gen => Ok(s),
+            Some(s) if s.live && s.gen == id.gen && id.base == self.tag => Ok(s),
             _ => Err(Error::StaleId),
         }
     }
@@ -446,6 +470,7 @@ impl<B: Backend> Base<B> {
         EventId {
             idx,
             gen: self.slots[idx as usize].gen,
+            base: self.tag,
         }
     }
 
@@ -608,12 +633,24 @@ impl<B: Backend> Base<B> {
 
     /// `event_base_priority_init`: fails while any callback is active, or if `n` is not in
     /// 1..256. Events created before keep their priority.
+    ///
+    /// It also fails (`Error::Invalid`) while any event or internal callback of the base (a
+    /// bufferevent's deferred callback, a listener's event, …) has a priority `>= n`: such an
+    /// event would have no queue to run in. libevent accepts that call and aborts on an
+    /// assertion when the event is activated; evloop refuses it up front, so every event's
+    /// priority is always below [`Base::npriorities`]. Free those events, or lower their
+    /// priority with [`Base::priority_set`], first.
     pub fn priority_init(&mut self, n: usize) -> Result<()> {
         if self.event_count_active > 0 {
             return Err(Error::Invalid("priority_init while callbacks are active"));
         }
         if !(1..MAX_PRIORITIES).contains(&n) {
             return Err(Error::Invalid("number of priorities must be in 1..256"));
+        }
+        if self.slots.iter().any(|s| s.live && s.pri as usize >= n) {
+            return Err(Error::Invalid(
+                "priority_init below the priority of an existing event",
+            ));
         }
         self.queues = vec![List::EMPTY; n];
         Ok(())
@@ -903,6 +940,13 @@ impl<B: Backend> Base<B> {
     }
 
     /// `event_base_loop(flags)`.
+    ///
+    /// A callback that panics unwinds out of `run`; the base stays usable: the loop state is
+    /// restored on the way out (no loop is running, the time cache is cleared), so a later
+    /// `run` works. What the panic leaves behind: the callback that panicked is dropped with
+    /// the unwinding (its event stays registered with its flags and timeout, but runs nothing
+    /// when activated; a once-event or bufferevent/listener callback is lost the same way), and
+    /// the callbacks that were active but had not run yet stay active for the next `run`.
     pub fn run(&mut self, flags: LoopFlags) -> Result<LoopExit> {
         if self.running_loop {
             return Err(Error::Reentrant);
@@ -914,10 +958,8 @@ impl<B: Backend> Base<B> {
         }
         self.got_term = false;
         self.got_break = false;
-        let r = self.run_inner(flags);
-        self.tv_cache = None;
-        self.running_loop = false;
-        r
+        let guard = LoopGuard(self);
+        guard.0.run_inner(flags)
     }
 
     fn run_inner(&mut self, flags: LoopFlags) -> Result<LoopExit> {
@@ -1626,7 +1668,11 @@ impl<B: Backend> Base<B> {
     fn call(&mut self, idx: u32, res: Events) {
         let gen = self.slots[idx as usize].gen;
         let handler = std::mem::replace(&mut self.slots[idx as usize].handler, Handler::Running);
-        let id = EventId { idx, gen };
+        let id = EventId {
+            idx,
+            gen,
+            base: self.tag,
+        };
         let handler = match handler {
             Handler::Running => return,
             Handler::Event(mut f) => {
@@ -1669,6 +1715,33 @@ impl<B: Backend> Base<B> {
         if s.live && s.gen == gen {
             let _ = self.del_idx(idx, true);
             self.release(idx);
+        }
+    }
+}
+
+/// Restores the loop state when [`Base::run`] returns or unwinds out of a panicking callback.
+struct LoopGuard<'a, B: Backend>(&'a mut Base<B>);
+
+impl<B: Backend> Drop for LoopGuard<'_, B> {
+    fn drop(&mut self) {
+        let b = &mut *self.0;
+        b.tv_cache = None;
+        b.running_loop = false;
+        b.running_priority = -1;
+        b.sig_repeats = 0;
+        b.cont = false;
+    }
+}
+
+/// Dropping a base runs what the layers above registered (libevent's `event_base_free` runs
+/// the pending finalizers): a bufferevent freed but not yet finalized, and every live
+/// bufferevent and listener with `CLOSE_ON_FREE`, close their descriptor, since their handles
+/// die with the base. Other descriptors the caller passed in stay open.
+impl<B: Backend> Drop for Base<B> {
+    fn drop(&mut self) {
+        let hooks = std::mem::take(&mut self.drop_hooks);
+        for (_, hook) in hooks {
+            hook(self);
         }
     }
 }

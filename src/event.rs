@@ -168,12 +168,15 @@ pub fn duration_micros(d: Duration) -> u64 {
 
 /// Identifies an event (or an internal callback) registered in a [`crate::Base`].
 ///
-/// Ids carry a generation: once the event is freed, its id is stale and every call with it
-/// returns [`crate::Error::StaleId`], even if the slot is reused.
+/// Ids carry a generation and the identity of the base that issued them: once the event is
+/// freed, its id is stale and every call with it returns [`crate::Error::StaleId`], even if the
+/// slot is reused; an id handed to another base is stale there too.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct EventId {
     pub(crate) idx: u32,
     pub(crate) gen: u32,
+    /// The issuing base's tag (see `Base`); last, so ids of one base order by slot.
+    pub(crate) base: u32,
 }
 
 impl EventId {

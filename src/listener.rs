@@ -61,6 +61,8 @@ pub type AcceptErrorCb<B> = Box<dyn FnMut(&mut Base<B>, Listener, io::Error)>;
 pub struct Listener {
     idx: u32,
     gen: u32,
+    /// The issuing base's tag: a handle given to another base is stale there.
+    base: u32,
 }
 
 impl fmt::Debug for Listener {
@@ -90,8 +92,11 @@ pub(crate) struct Lev<B: Backend> {
 pub(crate) type Registry<B> = Slab<Lev<B>, Listener>;
 
 impl SlabKey for Listener {
-    fn from_parts(idx: u32, gen: u32) -> Listener {
-        Listener { idx, gen }
+    fn from_parts(idx: u32, gen: u32, base: u32) -> Listener {
+        Listener { idx, gen, base }
+    }
+    fn tag(self) -> u32 {
+        self.base
     }
     fn idx(self) -> u32 {
         self.idx
@@ -140,6 +145,21 @@ fn decref<B: Backend>(base: &mut Base<B>, id: Listener) -> bool {
     }
     base.listeners.release(id);
     true
+}
+
+/// The base is being dropped: every handle dies with it, so close the listening sockets that
+/// `CLOSE_ON_FREE` listeners own.
+fn close_owned_on_drop<B: Backend>(base: &mut Base<B>) {
+    let mut fds = Vec::new();
+    for l in base.listeners.values_mut() {
+        if l.options.contains(ListenerOptions::CLOSE_ON_FREE) && l.fd >= 0 {
+            fds.push(l.fd);
+            l.fd = -1;
+        }
+    }
+    for fd in fds {
+        let _ = base.backend_mut().close(fd);
+    }
 }
 
 fn retriable(e: &io::Error) -> bool {
@@ -275,6 +295,7 @@ impl Listener {
         cb: Option<AcceptCb<B>>,
     ) -> Result<Listener> {
         check_options(options)?;
+        base.on_drop("listener", close_owned_on_drop::<B>);
         let id = base.listeners.reserve();
         let ev = match base.event_new(fd, Events::READ | Events::PERSIST, move |b, _, _| {
             read_cb(b, id)

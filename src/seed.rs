@@ -4,7 +4,9 @@
 //! socket bufferevent (`CLOSE_ON_FREE`), enables writing, disables reading and writes the
 //! message; the write callback frees the bufferevent once its output has drained to 0, which
 //! closes the connection; the event callback frees it on EOF or error. A SIGINT event calls
-//! `loopexit(2 s)`. What the C program prints reaches the caller as [`ServerEvent`]s, so the
+//! `loopexit(2 s)`. A connection that cannot be served (the backend refuses its descriptor, say)
+//! is closed and reported on stderr (and as [`ServerEvent::Error`] once accepted); the listener
+//! keeps serving. No result is ignored. What the C program prints reaches the caller as [`ServerEvent`]s, so the
 //! same server runs unchanged in `examples/hello_world.rs` (which prints them) and in the
 //! simulator (which checks them).
 
@@ -89,7 +91,9 @@ pub fn hello_world_server<B: Backend + 'static>(
     let obs = on.clone();
     let sig = base.signal_new(SIGINT, move |base, _, _| {
         (obs.borrow_mut())(base, ServerEvent::Interrupt);
-        let _ = base.loopexit(Some(EXIT_DELAY));
+        if let Err(e) = base.loopexit(Some(EXIT_DELAY)) {
+            eprintln!("hello-world: loopexit failed: {e}");
+        }
     })?;
     base.add(sig, None)?;
     Ok((listener, sig))
@@ -98,44 +102,71 @@ pub fn hello_world_server<B: Backend + 'static>(
 fn listener_cb<B: Backend + 'static>(base: &mut Base<B>, fd: Fd, conn: usize, on: Observer<B>) {
     let bev = match BufferEvent::socket_new(base, fd, BevOptions::CLOSE_ON_FREE) {
         Ok(b) => b,
-        Err(_) => {
-            // "Error constructing bufferevent!"
-            base.loopbreak();
+        Err(e) => {
+            // hello-world.c breaks the loop here ("Error constructing bufferevent!"); a server
+            // that must keep serving closes this one connection, says so, and goes on.
+            eprintln!("hello-world: connection {conn} (fd {fd}): cannot make a bufferevent: {e}; closing it");
+            if let Err(e) = base.backend_mut().close(fd) {
+                eprintln!("hello-world: connection {conn}: close(fd {fd}) failed: {e}");
+            }
             return;
         }
     };
     (on.borrow_mut())(base, ServerEvent::Accepted { conn, fd });
     let on_w = on.clone();
-    let on_e = on;
-    let _ = bev.setcb(
-        base,
-        None,
-        Some(Box::new(move |base: &mut Base<B>, bev: BufferEvent| {
-            // conn_writecb
-            if bev.output(base).map(|o| o.len()).unwrap_or(0) == 0 {
-                (on_w.borrow_mut())(base, ServerEvent::Flushed { conn });
-                let _ = bev.free(base);
-            }
-        })),
-        Some(Box::new(
-            move |base: &mut Base<B>, bev: BufferEvent, what: BevEvents| {
-                // conn_eventcb
-                let ev = if what.contains(BevEvents::EOF) {
-                    ServerEvent::Closed { conn }
-                } else {
-                    let error = bev
-                        .error(base)
-                        .ok()
-                        .flatten()
-                        .map_or_else(|| format!("{what:?}"), |e| e.to_string());
-                    ServerEvent::Error { conn, error }
-                };
-                (on_e.borrow_mut())(base, ev);
-                let _ = bev.free(base);
-            },
-        )),
-    );
-    let _ = bev.enable(base, Events::WRITE);
-    let _ = bev.disable(base, Events::READ);
-    let _ = bev.write(base, MESSAGE);
+    let on_e = on.clone();
+    let setup = bev
+        .setcb(
+            base,
+            None,
+            Some(Box::new(move |base: &mut Base<B>, bev: BufferEvent| {
+                // conn_writecb
+                if bev.output(base).map(|o| o.len()).unwrap_or(0) == 0 {
+                    (on_w.borrow_mut())(base, ServerEvent::Flushed { conn });
+                    free_reporting(base, bev, conn);
+                }
+            })),
+            Some(Box::new(
+                move |base: &mut Base<B>, bev: BufferEvent, what: BevEvents| {
+                    // conn_eventcb
+                    let ev = if what.contains(BevEvents::EOF) {
+                        ServerEvent::Closed { conn }
+                    } else {
+                        let error = bev
+                            .error(base)
+                            .ok()
+                            .flatten()
+                            .map_or_else(|| format!("{what:?}"), |e| e.to_string());
+                        ServerEvent::Error { conn, error }
+                    };
+                    (on_e.borrow_mut())(base, ev);
+                    free_reporting(base, bev, conn);
+                },
+            )),
+        )
+        .map_err(|e| ("setcb", e))
+        .and_then(|()| {
+            bev.enable(base, Events::WRITE)
+                .map_err(|e| ("enable WRITE", e))
+        })
+        .and_then(|()| {
+            bev.disable(base, Events::READ)
+                .map_err(|e| ("disable READ", e))
+        })
+        .and_then(|()| bev.write(base, MESSAGE).map_err(|e| ("write", e)));
+    if let Err((step, e)) = setup {
+        // The connection cannot be served (for example, select cannot watch descriptors at or
+        // above FD_SETSIZE): close it (CLOSE_ON_FREE) and report it; the listener goes on.
+        eprintln!("hello-world: connection {conn} (fd {fd}): {step} failed: {e}; closing it");
+        let error = format!("cannot serve the connection: {step} failed: {e}");
+        (on.borrow_mut())(base, ServerEvent::Error { conn, error });
+        free_reporting(base, bev, conn);
+    }
+}
+
+/// Frees a connection's bufferevent (which closes it); a failure is reported, not ignored.
+fn free_reporting<B: Backend>(base: &mut Base<B>, bev: BufferEvent, conn: usize) {
+    if let Err(e) = bev.free(base) {
+        eprintln!("hello-world: connection {conn}: freeing its bufferevent failed: {e}");
+    }
 }

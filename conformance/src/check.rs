@@ -225,9 +225,37 @@ pub fn run_matrix(
 }
 
 impl Matrix {
-    /// True if every cell passed.
+    /// True if every cell passed and something was compared: zero scenarios, or a backend
+    /// whose column compared nothing, is a failure, not a silent pass.
     pub fn all_pass(&self) -> bool {
-        self.cells.iter().all(|c| c.outcome == Outcome::Pass)
+        self.vacuous().is_empty() && self.cells.iter().all(|c| c.outcome == Outcome::Pass)
+    }
+
+    /// Why the matrix proves nothing: no scenario, no backend, or a backend column without a
+    /// single comparison with a fixture (a pass or a difference). Empty if it is not vacuous.
+    pub fn vacuous(&self) -> Vec<String> {
+        let mut why = Vec::new();
+        if self.scenarios.is_empty() {
+            why.push("error: no scenarios: nothing was compared".to_string());
+        }
+        if self.backends.is_empty() {
+            why.push("error: no backends: nothing was compared".to_string());
+        }
+        for b in &self.backends {
+            let compared = self
+                .cells
+                .iter()
+                .filter(|c| {
+                    &c.backend == b && matches!(c.outcome, Outcome::Pass | Outcome::Fail(_))
+                })
+                .count();
+            if compared == 0 {
+                why.push(format!(
+                    "error: backend {b}: zero comparisons with a fixture"
+                ));
+            }
+        }
+        why
     }
 
     /// The cells that did not pass.
@@ -273,6 +301,9 @@ impl Matrix {
             self.backends.len(),
             self.cells.len() - failed
         );
+        for why in self.vacuous() {
+            let _ = writeln!(out, "{why}");
+        }
         for c in self.failures() {
             let _ = writeln!(
                 out,

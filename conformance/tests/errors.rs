@@ -95,3 +95,78 @@ fn bufferevent_and_listener_errors_point_at_the_problem() {
         .collect();
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+/// A valid scenario that lowers the number of priorities below an existing event's priority:
+/// libevent returns 0 and aborts when the event is activated; evloop refuses the call, and the
+/// runner reports it as an error line (rc=-1) and goes on, on every evloop backend.
+#[test]
+fn priority_init_below_an_event_is_an_error_line_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("prio_down.scn");
+    std::fs::write(
+        &path,
+        "base priorities 10\nevent t timer\nmain {\n  priority_init 2\n  add t 1ms\n  loop\n}\n",
+    )
+    .unwrap();
+    for backend in ["epoll", "poll", "select", "mio"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_evconform"))
+            .args(["run", "--backend", backend])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{backend}: {stdout}");
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "# evloop-trace v1",
+                "0 priority_init 2 rc=-1",
+                "0 add t tv=1000 rc=0",
+                "0 loop flags=0",
+                "1000 cb t #1 T",
+                "1000 loop-end rc=1",
+                "1000 end"
+            ],
+            "{backend}"
+        );
+    }
+}
+
+/// `check` over nothing is not a pass: zero scenarios, or a backend column that compared no
+/// trace with a fixture, makes it fail.
+#[test]
+fn check_with_nothing_to_compare_fails() {
+    let empty = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_evconform"))
+        .args(["check", "--scenarios"])
+        .arg(empty.path())
+        .args(["--fixtures"])
+        .arg(empty.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("error: no scenarios"), "{stdout}");
+
+    // One scenario, no fixtures: every column has zero comparisons.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("one.scn"),
+        "event t timer\nmain {\n  add t 1ms\n  loop\n}\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_evconform"))
+        .args(["check", "--backend", "epoll", "--scenarios"])
+        .arg(dir.path())
+        .args(["--fixtures"])
+        .arg(empty.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("error: backend epoll: zero comparisons with a fixture"),
+        "{stdout}"
+    );
+}

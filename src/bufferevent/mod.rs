@@ -200,6 +200,8 @@ pub type SharedEventCb<B> = Rc<dyn Fn(&mut Base<B>, BufferEvent, BevEvents)>;
 pub struct BufferEvent {
     idx: u32,
     gen: u32,
+    /// The issuing base's tag: a handle given to another base is stale there.
+    base: u32,
 }
 
 impl fmt::Debug for BufferEvent {
@@ -312,8 +314,11 @@ pub(crate) struct Bev<B: Backend> {
 pub(crate) type Registry<B> = Slab<Bev<B>, BufferEvent>;
 
 impl SlabKey for BufferEvent {
-    fn from_parts(idx: u32, gen: u32) -> BufferEvent {
-        BufferEvent { idx, gen }
+    fn from_parts(idx: u32, gen: u32, base: u32) -> BufferEvent {
+        BufferEvent { idx, gen, base }
+    }
+    fn tag(self) -> u32 {
+        self.base
     }
     fn idx(self) -> u32 {
         self.idx
@@ -360,6 +365,7 @@ fn init_common<B: Backend>(
     {
         return Err(Error::Invalid("UNLOCK_CALLBACKS requires DEFER_CALLBACKS"));
     }
+    base.on_drop("bufferevent", close_owned_on_drop::<B>);
     let id = base.bufferevents.reserve();
     let deferred = base.callback_new(move |b, _| run_deferred_callbacks(b, id));
     let pri = base.npriorities() / 2;
@@ -460,6 +466,24 @@ fn decref<B: Backend>(base: &mut Base<B>, id: BufferEvent) {
     });
     let _ = base.priority_set(fin, pri);
     let _ = base.callback_activate(fin);
+}
+
+/// The base is being dropped: every handle dies with it, so close the sockets that
+/// `CLOSE_ON_FREE` bufferevents own, live ones and freed ones whose finalizer has not run yet
+/// (libevent's `event_base_free` runs pending finalizers).
+fn close_owned_on_drop<B: Backend>(base: &mut Base<B>) {
+    let mut fds = Vec::new();
+    for b in base.bufferevents.values_mut() {
+        if let Kind::Socket(s) = &mut b.kind {
+            if b.options.contains(BevOptions::CLOSE_ON_FREE) && s.fd >= 0 {
+                fds.push(s.fd);
+                s.fd = -1;
+            }
+        }
+    }
+    for fd in fds {
+        let _ = base.backend_mut().close(fd);
+    }
 }
 
 /// `bufferevent_finalize_cb_`: the kind's destructor, then the state goes.
