@@ -183,13 +183,7 @@ mod imp {
             timeout: Option<Duration>,
             ready: &mut Vec<Ready>,
         ) -> io::Result<()> {
-            let timeout_ms = match timeout {
-                None => -1,
-                Some(d) => {
-                    let ms = Resolution::Millis.round(d).as_millis();
-                    ms.min(u128::from(MAX_EPOLL_TIMEOUT_MSEC)) as libc::c_int
-                }
-            };
+            let timeout_ms = super::super::poll::timeout_ms_capped(timeout, MAX_EPOLL_TIMEOUT_MSEC);
             let capacity = self.events.len();
             // SAFETY: `events` is writable for `capacity` epoll_events.
             let n = match syscall!(epoll_wait(

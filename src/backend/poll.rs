@@ -101,12 +101,18 @@ fn readiness(mut what: libc::c_short) -> Events {
 
 /// libevent's `evutil_tv_to_msec_` (whole ms, rounded up), capped at `INT_MAX` like poll.c.
 pub(crate) fn timeout_ms(timeout: Option<Duration>) -> libc::c_int {
+    timeout_ms_capped(timeout, libc::c_int::MAX as u64)
+}
+
+/// [`Resolution::Millis`] applied to a wait in integer milliseconds (whole microseconds, rounded
+/// up to the millisecond), capped at `cap`; `None` (wait forever) is -1. The zero timeout of a
+/// nonblocking pass costs one compare.
+#[inline]
+pub(crate) fn timeout_ms_capped(timeout: Option<Duration>, cap: u64) -> libc::c_int {
     match timeout {
         None => -1,
-        Some(d) => Resolution::Millis
-            .round(d)
-            .as_millis()
-            .min(libc::c_int::MAX as u128) as libc::c_int,
+        Some(d) if d.is_zero() => 0,
+        Some(d) => crate::event::duration_micros(d).div_ceil(1000).min(cap) as libc::c_int,
     }
 }
 
