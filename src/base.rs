@@ -1649,11 +1649,8 @@ impl<B: Backend> Base<B> {
     /// non-internal callbacks run.
     fn process_queue(&mut self, pri: usize, max: u32, endtime: Option<Time>) -> i32 {
         let mut count: u32 = 0;
-        loop {
-            // priority_init may run inside a callback once nothing else is active.
-            let Some(q) = self.queues.get_mut(pri) else {
-                break;
-            };
+        // priority_init may run inside a callback once nothing else is active.
+        while let Some(q) = self.queues.get_mut(pri) {
             let idx = q.head;
             let Some(s) = self.slots.get_mut(idx as usize) else {
                 break;
