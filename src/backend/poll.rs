@@ -241,3 +241,35 @@ fn bad_fd(fd: Fd) -> io::Error {
         format!("invalid file descriptor {fd}"),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_round_up_to_whole_milliseconds() {
+        assert_eq!(timeout_ms(None), -1);
+        assert_eq!(timeout_ms(Some(Duration::ZERO)), 0);
+        assert_eq!(
+            timeout_ms(Some(Duration::from_nanos(999))),
+            0,
+            "below 1 µs is 0"
+        );
+        assert_eq!(timeout_ms(Some(Duration::from_micros(1))), 1);
+        assert_eq!(timeout_ms(Some(Duration::from_micros(1000))), 1);
+        assert_eq!(timeout_ms(Some(Duration::from_micros(1001))), 2);
+        assert_eq!(
+            timeout_ms(Some(Duration::from_secs(u64::MAX))),
+            libc::c_int::MAX
+        );
+        assert_eq!(
+            timeout_ms_capped(Some(Duration::from_secs(7200)), 2_100_000),
+            2_100_000
+        );
+        for us in [0u64, 1, 999, 1000, 1001, 123_456_789] {
+            let d = Duration::from_micros(us);
+            let old = Resolution::Millis.round(d).as_millis() as libc::c_int;
+            assert_eq!(timeout_ms(Some(d)), old, "{us} µs as before");
+        }
+    }
+}
