@@ -1211,27 +1211,92 @@ impl<B: Backend> Base<B> {
         Ok(())
     }
 
+    /// `event_active_nolock_`.
     fn active_idx(&mut self, idx: u32, res: Events, ncalls: u16) {
-        let s = &mut self.slots[idx as usize];
-        if s.flags & list::FINALIZING != 0 {
+        self.activate_with(idx, ncalls, |_| Some(res));
+    }
+
+    /// `event_active_nolock_` with the result flags computed from the event's own flags
+    /// (`None`: the event is not activated), in one lookup of the slot. An event that is not
+    /// queued yet (the dispatch path) is appended to its queue here; the rest is
+    /// [`Base::activate_queued`].
+    #[inline(always)]
+    fn activate_with(
+        &mut self,
+        idx: u32,
+        ncalls: u16,
+        res_of: impl FnOnce(Events) -> Option<Events>,
+    ) {
+        let Some(s) = self.slots.get_mut(idx as usize) else {
+            return;
+        };
+        let Some(res) = res_of(s.events) else {
+            return;
+        };
+        let flags = s.flags;
+        if flags & (list::FINALIZING | list::ACTIVE | list::ACTIVE_LATER) != 0 {
+            self.activate_queued(idx, res, ncalls);
             return;
         }
-        match s.flags & (list::ACTIVE | list::ACTIVE_LATER) {
-            list::ACTIVE => {
-                s.res |= res;
-                return;
-            }
-            list::ACTIVE_LATER => s.res |= res,
-            _ => s.res = res,
+        s.res = res;
+        if s.events.contains(Events::SIGNAL) {
+            s.ncalls = ncalls;
+            s.pncalls = false;
         }
-        if (s.pri as i32) < self.running_priority {
+        // `event_queue_insert_active`, inline.
+        s.flags = flags | list::ACTIVE;
+        let pri = s.pri;
+        let q = &mut self.queues[pri as usize];
+        let tail = q.tail;
+        s.prev = tail;
+        s.next = NIL;
+        q.tail = idx;
+        if tail == NIL {
+            q.head = idx;
+        } else if let Some(t) = self.slots.get_mut(tail as usize) {
+            t.next = idx;
+        }
+        if i32::from(pri) < self.running_priority {
             self.cont = true;
+        }
+        if flags & list::INTERNAL == 0 {
+            self.event_count += 1;
+            self.event_count_max = self.event_count_max.max(self.event_count);
+        }
+        self.event_count_active += 1;
+        self.event_count_active_max = self.event_count_active_max.max(self.event_count_active);
+    }
+
+    /// [`Base::activate_with`] for an event that is finalizing, active or active-later.
+    #[inline(never)]
+    fn activate_queued(&mut self, idx: u32, res: Events, ncalls: u16) {
+        let running_priority = self.running_priority;
+        let Some(s) = self.slots.get_mut(idx as usize) else {
+            return;
+        };
+        let flags = s.flags;
+        if flags & (list::FINALIZING | list::ACTIVE) != 0 {
+            if flags & list::FINALIZING == 0 {
+                s.res |= res;
+            }
+            return;
+        }
+        if flags & list::ACTIVE_LATER != 0 {
+            s.res |= res;
+        } else {
+            s.res = res;
         }
         if s.events.contains(Events::SIGNAL) {
             s.ncalls = ncalls;
             s.pncalls = false;
         }
-        self.callback_activate_idx(idx);
+        if (s.pri as i32) < running_priority {
+            self.cont = true;
+        }
+        if flags & list::ACTIVE_LATER != 0 {
+            self.remove_active_later(idx);
+        }
+        self.insert_active(idx);
     }
 
     fn callback_activate_idx(&mut self, idx: u32) -> bool {
@@ -1281,28 +1346,60 @@ impl<B: Backend> Base<B> {
         self.slots[idx as usize].flags &= !list::INSERTED;
     }
 
+    /// `event_queue_insert_active`: appends to the tail of the event's priority queue (one
+    /// lookup of the slot, one of the old tail).
+    #[inline]
     fn insert_active(&mut self, idx: u32) {
-        if self.slots[idx as usize].flags & list::ACTIVE != 0 {
+        let Some(s) = self.slots.get_mut(idx as usize) else {
+            return;
+        };
+        if s.flags & list::ACTIVE != 0 {
             return;
         }
-        self.incr(idx);
+        s.flags |= list::ACTIVE;
+        let counted = s.flags & list::INTERNAL == 0;
+        let pri = s.pri as usize;
+        let q = &mut self.queues[pri];
+        let tail = q.tail;
+        s.prev = tail;
+        s.next = NIL;
+        q.tail = idx;
+        if tail == NIL {
+            q.head = idx;
+        } else if let Some(t) = self.slots.get_mut(tail as usize) {
+            t.next = idx;
+        }
+        if counted {
+            self.event_count += 1;
+            self.event_count_max = self.event_count_max.max(self.event_count);
+        }
         self.event_count_active += 1;
         self.event_count_active_max = self.event_count_active_max.max(self.event_count_active);
-        self.slots[idx as usize].flags |= list::ACTIVE;
-        let pri = self.slots[idx as usize].pri as usize;
-        let mut q = self.queues[pri];
-        self.link_tail(&mut q, idx);
-        self.queues[pri] = q;
     }
 
+    /// `event_queue_remove_active`.
     fn remove_active(&mut self, idx: u32) {
-        self.decr(idx);
+        let Some(s) = self.slots.get_mut(idx as usize) else {
+            return;
+        };
+        s.flags &= !list::ACTIVE;
+        let counted = s.flags & list::INTERNAL == 0;
+        let (prev, next) = (s.prev, s.next);
+        let q = &mut self.queues[s.pri as usize];
+        if prev == NIL {
+            q.head = next;
+        } else if let Some(p) = self.slots.get_mut(prev as usize) {
+            p.next = next;
+        }
+        if next == NIL {
+            q.tail = prev;
+        } else if let Some(n) = self.slots.get_mut(next as usize) {
+            n.prev = prev;
+        }
+        if counted {
+            self.event_count -= 1;
+        }
         self.event_count_active -= 1;
-        self.slots[idx as usize].flags &= !list::ACTIVE;
-        let pri = self.slots[idx as usize].pri as usize;
-        let mut q = self.queues[pri];
-        self.unlink(&mut q, idx);
-        self.queues[pri] = q;
     }
 
     fn insert_active_later(&mut self, idx: u32) {
@@ -1515,10 +1612,10 @@ impl<B: Backend> Base<B> {
             let Some(idx) = self.io.get(fd, k) else {
                 break;
             };
-            let want = self.slots[idx as usize].events;
-            if want.intersects(events & !Events::ET) {
-                self.active_idx(idx, want & events, 1);
-            }
+            self.activate_with(idx, 1, |want| {
+                want.intersects(events & !Events::ET)
+                    .then_some(want & events)
+            });
         }
     }
 
@@ -1622,40 +1719,96 @@ impl<B: Backend> Base<B> {
         c
     }
 
+    /// Counts a callback about to run and calls the callback hook, if any, before it.
+    #[inline]
+    fn hook_before(&mut self, idx: u32, pri: usize) -> Option<CallbackInfo> {
+        self.callbacks_run += 1;
+        let info = self
+            .callback_hook
+            .is_some()
+            .then(|| self.callback_info(idx, pri));
+        if let (Some(h), Some(i)) = (self.callback_hook.as_mut(), &info) {
+            h(i, true);
+        }
+        info
+    }
+
+    /// Calls the callback hook, if any, after a callback ran.
+    #[inline]
+    fn hook_after(&mut self, info: Option<CallbackInfo>) {
+        if let (Some(h), Some(i)) = (self.callback_hook.as_mut(), &info) {
+            h(i, false);
+        }
+    }
+
     /// `event_process_active_single_queue`: returns -1 on break, else the number of
     /// non-internal callbacks run.
     fn process_queue(&mut self, pri: usize, max: u32, endtime: Option<Time>) -> i32 {
         let mut count: u32 = 0;
-        loop {
-            // priority_init may run inside a callback once nothing else is active.
-            let idx = self.queues.get(pri).map_or(NIL, |q| q.head);
-            if idx == NIL {
+        // priority_init may run inside a callback once nothing else is active.
+        while let Some(q) = self.queues.get_mut(pri) {
+            let idx = q.head;
+            let Some(s) = self.slots.get_mut(idx as usize) else {
                 break;
-            }
-            let s = &self.slots[idx as usize];
-            if s.flags & list::INIT != 0 {
-                if s.events.contains(Events::PERSIST) || s.flags & list::FINALIZING != 0 {
-                    self.remove_active(idx);
-                } else {
-                    let _ = self.del_idx(idx, false);
+            };
+            let flags = s.flags;
+            let counted = flags & list::INTERNAL == 0;
+            if flags & list::INIT != 0
+                && !s.events.contains(Events::PERSIST)
+                && flags & list::FINALIZING == 0
+            {
+                let _ = self.del_idx(idx, false);
+                if counted {
+                    count += 1;
                 }
+                let info = self.hook_before(idx, pri);
+                self.run_closure(idx);
+                self.hook_after(info);
             } else {
-                self.remove_active(idx);
-            }
-            if self.counts(idx) {
-                count += 1;
-            }
-            self.callbacks_run += 1;
-            let info = self
-                .callback_hook
-                .is_some()
-                .then(|| self.callback_info(idx, pri));
-            if let (Some(h), Some(i)) = (self.callback_hook.as_mut(), &info) {
-                h(i, true);
-            }
-            self.run_closure(idx);
-            if let (Some(h), Some(i)) = (self.callback_hook.as_mut(), &info) {
-                h(i, false);
+                // The hot path: a persistent event without a timeout to reschedule runs its
+                // callback straight from here, taken out of the slot in the same lookup.
+                let direct = if s.closure == Closure::Persist && s.io_timeout == 0 {
+                    match std::mem::replace(&mut s.handler, Handler::Running) {
+                        Handler::Event(f) => Some((f, s.gen, s.res)),
+                        other => {
+                            std::mem::forget(std::mem::replace(&mut s.handler, other));
+                            None
+                        }
+                    }
+                } else {
+                    None
+                };
+                // `remove_active` of the queue's head: its `prev` is NIL.
+                s.flags = flags & !list::ACTIVE;
+                let next = s.next;
+                q.head = next;
+                if next == NIL {
+                    q.tail = NIL;
+                } else if let Some(n) = self.slots.get_mut(next as usize) {
+                    n.prev = NIL;
+                }
+                if counted {
+                    self.event_count -= 1;
+                    count += 1;
+                }
+                self.event_count_active -= 1;
+                let info = self.hook_before(idx, pri);
+                match direct {
+                    Some((mut f, gen, res)) => {
+                        f(
+                            self,
+                            EventId {
+                                idx,
+                                gen,
+                                base: self.tag,
+                            },
+                            res,
+                        );
+                        self.put_back(idx, gen, Handler::Event(f));
+                    }
+                    None => self.run_closure(idx),
+                }
+                self.hook_after(info);
             }
             if self.got_break {
                 return -1;
@@ -1678,17 +1831,22 @@ impl<B: Backend> Base<B> {
         count as i32
     }
 
+    #[inline(always)]
     fn run_closure(&mut self, idx: u32) {
-        let closure = self.slots[idx as usize].closure;
-        match closure {
+        let Some(s) = self.slots.get(idx as usize) else {
+            return;
+        };
+        match s.closure {
             Closure::Signal => self.signal_closure(idx),
             Closure::Persist => {
-                self.persist_reschedule(idx);
+                if s.io_timeout != 0 {
+                    self.persist_reschedule(idx);
+                }
                 let res = self.slots[idx as usize].res;
                 self.call(idx, res);
             }
             Closure::Event | Closure::Bare => {
-                let res = self.slots[idx as usize].res;
+                let res = s.res;
                 self.call(idx, res);
             }
         }
@@ -1750,49 +1908,74 @@ impl<B: Backend> Base<B> {
 
     /// Takes the handler out of the slot, runs it, and puts it back if the slot still holds
     /// the same event.
+    ///
+    /// The user callback of a full event is the hot path (one per dispatched callback): one slot
+    /// lookup to take it, one to put it back; everything else goes through [`Base::call_other`].
+    #[inline(always)]
     fn call(&mut self, idx: u32, res: Events) {
-        let gen = self.slots[idx as usize].gen;
-        let handler = std::mem::replace(&mut self.slots[idx as usize].handler, Handler::Running);
+        let Some(s) = self.slots.get_mut(idx as usize) else {
+            return;
+        };
+        let gen = s.gen;
         let id = EventId {
             idx,
             gen,
             base: self.tag,
         };
+        match std::mem::replace(&mut s.handler, Handler::Running) {
+            Handler::Event(mut f) => {
+                f(self, id, res);
+                self.put_back(idx, gen, Handler::Event(f));
+            }
+            other => self.call_other(idx, gen, id, res, other),
+        }
+    }
+
+    /// Returns a handler taken out by [`Base::call`] to its slot, unless the callback freed the
+    /// event (then the handler is dropped here).
+    #[inline(always)]
+    fn put_back(&mut self, idx: u32, gen: u32, h: Handler<B>) {
+        if let Some(s) = self.slots.get_mut(idx as usize) {
+            if s.live && s.gen == gen && matches!(s.handler, Handler::Running) {
+                // The slot holds `Running`, which owns nothing: no drop glue to run.
+                std::mem::forget(std::mem::replace(&mut s.handler, h));
+            }
+        }
+    }
+
+    /// [`Base::call`] for every handler but a full event's callback.
+    #[inline(never)]
+    fn call_other(&mut self, idx: u32, gen: u32, id: EventId, res: Events, handler: Handler<B>) {
         let handler = match handler {
             Handler::Running => return,
             Handler::Event(mut f) => {
                 f(self, id, res);
-                Some(Handler::Event(f))
+                Handler::Event(f)
             }
             Handler::Bare(mut f) => {
                 f(self, id);
-                Some(Handler::Bare(f))
+                Handler::Bare(f)
             }
             Handler::Once(f) => {
                 f(self, res);
                 self.finish_once(idx, gen);
-                None
+                return;
             }
             Handler::LoopExit => {
                 self.got_term = true;
                 self.finish_once(idx, gen);
-                None
+                return;
             }
             Handler::SignalPipe => {
                 self.signal_pipe_callback();
-                Some(Handler::SignalPipe)
+                Handler::SignalPipe
             }
             Handler::CommonTimeout(ci) => {
                 self.common_timeout_callback(ci);
-                Some(Handler::CommonTimeout(ci))
+                Handler::CommonTimeout(ci)
             }
         };
-        if let Some(h) = handler {
-            let s = &mut self.slots[idx as usize];
-            if s.live && s.gen == gen && matches!(s.handler, Handler::Running) {
-                s.handler = h;
-            }
-        }
+        self.put_back(idx, gen, handler);
     }
 
     fn finish_once(&mut self, idx: u32, gen: u32) {

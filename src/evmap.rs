@@ -118,6 +118,7 @@ impl IoMap {
     }
 
     /// Number of events registered on `fd`.
+    #[inline]
     pub fn len_of(&self, fd: Fd) -> usize {
         usize::try_from(fd)
             .ok()
@@ -126,6 +127,7 @@ impl IoMap {
     }
 
     /// The `k`-th event registered on `fd`, in add order.
+    #[inline]
     pub fn get(&self, fd: Fd, k: usize) -> Option<u32> {
         self.entries
             .get(usize::try_from(fd).ok()?)?

@@ -238,13 +238,9 @@ mod imp {
             ready: &mut Vec<Ready>,
         ) -> io::Result<()> {
             let tfd = self.timerfd.as_ref().map(|t| t.as_raw_fd());
-            let timeout_ms = match (tfd, timeout) {
-                (Some(tfd), _) => self.arm_timer(tfd, timeout)?,
-                (None, None) => -1,
-                (None, Some(d)) => {
-                    let ms = Resolution::Millis.round(d).as_millis();
-                    ms.min(u128::from(MAX_EPOLL_TIMEOUT_MSEC)) as libc::c_int
-                }
+            let timeout_ms = match tfd {
+                Some(tfd) => self.arm_timer(tfd, timeout)?,
+                None => super::super::poll::timeout_ms_capped(timeout, MAX_EPOLL_TIMEOUT_MSEC),
             };
             let capacity = self.events.len();
             // SAFETY: `events` is writable for `capacity` epoll_events.

@@ -517,9 +517,11 @@ impl Backend for MioBackend {
     fn socketpair(&mut self) -> io::Result<(Fd, Fd)> {
         sys::socketpair()
     }
+    #[inline]
     fn read(&mut self, fd: Fd, buf: &mut [u8]) -> io::Result<usize> {
         sys::read(fd, buf)
     }
+    #[inline]
     fn write(&mut self, fd: Fd, buf: &[u8]) -> io::Result<usize> {
         sys::write(fd, buf)
     }

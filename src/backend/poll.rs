@@ -101,12 +101,18 @@ fn readiness(mut what: libc::c_short) -> Events {
 
 /// libevent's `evutil_tv_to_msec_` (whole ms, rounded up), capped at `INT_MAX` like poll.c.
 pub(crate) fn timeout_ms(timeout: Option<Duration>) -> libc::c_int {
+    timeout_ms_capped(timeout, libc::c_int::MAX as u64)
+}
+
+/// [`Resolution::Millis`] applied to a wait in integer milliseconds (whole microseconds, rounded
+/// up to the millisecond), capped at `cap`; `None` (wait forever) is -1. The zero timeout of a
+/// nonblocking pass costs one compare.
+#[inline]
+pub(crate) fn timeout_ms_capped(timeout: Option<Duration>, cap: u64) -> libc::c_int {
     match timeout {
         None => -1,
-        Some(d) => Resolution::Millis
-            .round(d)
-            .as_millis()
-            .min(libc::c_int::MAX as u128) as libc::c_int,
+        Some(d) if d.is_zero() => 0,
+        Some(d) => crate::event::duration_micros(d).div_ceil(1000).min(cap) as libc::c_int,
     }
 }
 
@@ -234,4 +240,36 @@ fn bad_fd(fd: Fd) -> io::Error {
         io::ErrorKind::InvalidInput,
         format!("invalid file descriptor {fd}"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_round_up_to_whole_milliseconds() {
+        assert_eq!(timeout_ms(None), -1);
+        assert_eq!(timeout_ms(Some(Duration::ZERO)), 0);
+        assert_eq!(
+            timeout_ms(Some(Duration::from_nanos(999))),
+            0,
+            "below 1 µs is 0"
+        );
+        assert_eq!(timeout_ms(Some(Duration::from_micros(1))), 1);
+        assert_eq!(timeout_ms(Some(Duration::from_micros(1000))), 1);
+        assert_eq!(timeout_ms(Some(Duration::from_micros(1001))), 2);
+        assert_eq!(
+            timeout_ms(Some(Duration::from_secs(u64::MAX))),
+            libc::c_int::MAX
+        );
+        assert_eq!(
+            timeout_ms_capped(Some(Duration::from_secs(7200)), 2_100_000),
+            2_100_000
+        );
+        for us in [0u64, 1, 999, 1000, 1001, 123_456_789] {
+            let d = Duration::from_micros(us);
+            let old = Resolution::Millis.round(d).as_millis() as libc::c_int;
+            assert_eq!(timeout_ms(Some(d)), old, "{us} µs as before");
+        }
+    }
 }

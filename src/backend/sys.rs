@@ -39,9 +39,11 @@ macro_rules! real_socket_ops {
         fn socketpair(&mut self) -> std::io::Result<($crate::event::Fd, $crate::event::Fd)> {
             $crate::backend::sys::socketpair()
         }
+        #[inline]
         fn read(&mut self, fd: $crate::event::Fd, buf: &mut [u8]) -> std::io::Result<usize> {
             $crate::backend::sys::read(fd, buf)
         }
+        #[inline]
         fn write(&mut self, fd: $crate::event::Fd, buf: &[u8]) -> std::io::Result<usize> {
             $crate::backend::sys::write(fd, buf)
         }
@@ -198,26 +200,48 @@ pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 }
 
 /// `read(2)`.
+#[inline]
 pub fn read(fd: Fd, buf: &mut [u8]) -> io::Result<usize> {
     // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
-    let n = syscall!(read(fd, buf.as_mut_ptr().cast(), buf.len()))?;
-    Ok(n as usize)
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    if n >= 0 {
+        return Ok(n as usize);
+    }
+    Err(last_error())
+}
+
+/// `io::Error::last_os_error()`, out of line: the error paths of the per-callback wrappers stay
+/// out of their callers' code.
+#[cold]
+#[inline(never)]
+fn last_error() -> io::Error {
+    io::Error::last_os_error()
 }
 
 /// Writes without ever raising `SIGPIPE`: `send(MSG_NOSIGNAL)` on sockets, so a closed peer gives
 /// `EPIPE`; `write(2)` on anything else (`ENOTSOCK`), where the Rust runtime's ignored `SIGPIPE`
 /// turns a closed reader into `EPIPE` too.
+#[inline]
 pub fn write(fd: Fd, buf: &[u8]) -> io::Result<usize> {
     // SAFETY: `buf` is valid for reads of `buf.len()` bytes.
-    match syscall!(send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL)) {
-        Ok(n) => Ok(n as usize),
-        Err(e) if e.raw_os_error() == Some(libc::ENOTSOCK) => {
-            // SAFETY: `buf` is valid for reads of `buf.len()` bytes.
-            let n = syscall!(write(fd, buf.as_ptr().cast(), buf.len()))?;
-            Ok(n as usize)
-        }
-        Err(e) => Err(e),
+    let n = unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };
+    if n >= 0 {
+        return Ok(n as usize);
     }
+    write_not_sent(fd, buf)
+}
+
+/// [`write`] after `send` failed: `write(2)` if `fd` is not a socket, else the error.
+#[cold]
+#[inline(never)]
+fn write_not_sent(fd: Fd, buf: &[u8]) -> io::Result<usize> {
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() != Some(libc::ENOTSOCK) {
+        return Err(e);
+    }
+    // SAFETY: `buf` is valid for reads of `buf.len()` bytes.
+    let n = syscall!(write(fd, buf.as_ptr().cast(), buf.len()))?;
+    Ok(n as usize)
 }
 
 /// `shutdown(2)`.
