@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use evloop_sim::shard::Shard;
+use evloop_sim::shard::{Shard, ShardArgs};
 
 use evloop_conformance::check::{self, Dispatch, PlayerRunner, Runner};
 use evloop_conformance::{
@@ -76,7 +76,7 @@ enum Cmd {
         #[arg(long, default_value_t = 0)]
         seed: u64,
         /// Run only case K of the seed (replay a reported case).
-        #[arg(long, value_name = "K")]
+        #[arg(long, value_name = "K", conflicts_with_all = ["shard", "shard_from_env"])]
         case: Option<u64>,
         /// An evloop backend to compare (repeatable): epoll, poll, select, mio, sim.
         /// Default: all five.
@@ -108,18 +108,9 @@ enum Cmd {
         /// needs `--features test-faults`.
         #[arg(long, value_name = "FAULT")]
         core_fault: Option<String>,
-        /// Run only part K of N of the cases (K from 1 to N): the cases k with
-        /// k % N == K - 1 (implies --keep-going). See docs/scale-out.md.
-        #[arg(long, value_name = "K/N", conflicts_with_all = ["shard_from_env", "case"])]
-        shard: Option<String>,
-        /// Take K and N from the scheduler (EVSIM_SHARD, Slurm arrays, Kubernetes Indexed
-        /// Jobs with --shard-count, GitLab parallel; see docs/scale-out.md).
-        #[arg(long, conflicts_with = "case")]
-        shard_from_env: bool,
-        /// N for --shard-from-env where the scheduler does not give it (Kubernetes).
-        #[arg(long, value_name = "N", requires = "shard_from_env",
-              value_parser = clap::value_parser!(u64).range(1..))]
-        shard_count: Option<u64>,
+        /// Sharding (a shard implies --keep-going).
+        #[command(flatten)]
+        shard: ShardArgs,
         /// Write a JSON Lines report (a line per diverging case with its replay command, a
         /// summary; the format of `evsim explore --report`; implies --keep-going). `evconform
         /// merge` (or `evsim merge`) combines the shards' reports.
@@ -313,8 +304,6 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             show,
             core_fault,
             shard,
-            shard_from_env,
-            shard_count,
             report,
             report_all,
             junit,
@@ -347,15 +336,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 }
                 return Ok(ExitCode::SUCCESS);
             }
-            let shard = match (&shard, shard_from_env) {
-                (Some(s), _) => Some(Shard::parse(s)?),
-                (None, true) => {
-                    let (s, from) = Shard::from_env(|k| std::env::var(k).ok(), shard_count)?;
-                    eprintln!("evconform: shard {s} (from {from})");
-                    Some(s)
-                }
-                (None, false) => None,
-            };
+            let shard = shard.resolve("evconform")?;
             for p in report.iter().chain(&junit) {
                 std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()))?;
             }

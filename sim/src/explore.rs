@@ -19,7 +19,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::faults::Decision;
 use crate::report::{self, Header, Totals};
-use crate::shard::Shard;
+use crate::shard::{Shard, ShardArgs};
 use crate::targets::{
     self, check_core_fault, command_for, RunOptions, RunReport, Target, MAX_CLIENTS,
 };
@@ -385,19 +385,8 @@ struct ExploreArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
-    /// Run only part K of N of the seeds (K from 1 to N): the seeds s with
-    /// (s - A) % N == K - 1. The shards of one range are disjoint and cover it.
-    #[arg(long, value_name = "K/N", conflicts_with = "shard_from_env")]
-    shard: Option<String>,
-    /// Take K and N from the scheduler: EVSIM_SHARD=K/N, Slurm's SLURM_ARRAY_TASK_ID and
-    /// SLURM_ARRAY_TASK_COUNT, Kubernetes' JOB_COMPLETION_INDEX (with --shard-count or
-    /// EVSIM_SHARD_COUNT), GitLab's CI_NODE_INDEX and CI_NODE_TOTAL.
-    #[arg(long)]
-    shard_from_env: bool,
-    /// N for --shard-from-env where the scheduler does not give it (Kubernetes).
-    #[arg(long, value_name = "N", requires = "shard_from_env",
-          value_parser = clap::value_parser!(u64).range(1..))]
-    shard_count: Option<u64>,
+    #[command(flatten)]
+    shard: ShardArgs,
     /// Write a JSON Lines report: a line per failing seed (with its trace hash and reproduce
     /// command) and a summary line per target (`evsim merge` combines shards' reports).
     #[arg(long, value_name = "FILE")]
@@ -847,15 +836,7 @@ fn explore_one(
 
 /// The shard `explore` runs: `--shard K/N`, `--shard-from-env`, or the whole range.
 fn shard_of(a: &ExploreArgs) -> Result<Shard, String> {
-    if let Some(s) = &a.shard {
-        return Shard::parse(s);
-    }
-    if a.shard_from_env {
-        let (s, from) = Shard::from_env(|k| std::env::var(k).ok(), a.shard_count)?;
-        eprintln!("evsim: shard {s} (from {from})");
-        return Ok(s);
-    }
-    Ok(Shard::WHOLE)
+    Ok(a.shard.resolve("evsim")?.unwrap_or(Shard::WHOLE))
 }
 
 fn write_file(path: &std::path::Path, text: &str) -> Result<(), String> {

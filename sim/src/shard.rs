@@ -17,6 +17,42 @@
 
 use std::ops::Range;
 
+/// The command-line options that choose a shard, shared by `evsim explore` and
+/// `evconform fuzz` (flatten them into a clap command).
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct ShardArgs {
+    /// Run only part K of N (K from 1 to N): the seeds (or cases) s of the range A..B with
+    /// (s - A) % N == K - 1. The shards of one range are disjoint and cover it. See
+    /// docs/scale-out.md.
+    #[arg(long, value_name = "K/N", conflicts_with = "shard_from_env")]
+    pub shard: Option<String>,
+    /// Take K and N from the scheduler: EVSIM_SHARD=K/N, Slurm's SLURM_ARRAY_TASK_ID and
+    /// SLURM_ARRAY_TASK_COUNT, Kubernetes' JOB_COMPLETION_INDEX (with --shard-count or
+    /// EVSIM_SHARD_COUNT), GitLab's CI_NODE_INDEX and CI_NODE_TOTAL.
+    #[arg(long)]
+    pub shard_from_env: bool,
+    /// N for --shard-from-env where the scheduler does not give it (Kubernetes).
+    #[arg(long, value_name = "N", requires = "shard_from_env",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub shard_count: Option<u64>,
+}
+
+impl ShardArgs {
+    /// The shard the options name, or `None` without `--shard`/`--shard-from-env`. A shard
+    /// taken from the environment is reported on stderr, prefixed with `tool`.
+    pub fn resolve(&self, tool: &str) -> Result<Option<Shard>, String> {
+        if let Some(s) = &self.shard {
+            return Shard::parse(s).map(Some);
+        }
+        if self.shard_from_env {
+            let (s, from) = Shard::from_env(|k| std::env::var(k).ok(), self.shard_count)?;
+            eprintln!("{tool}: shard {s} (from {from})");
+            return Ok(Some(s));
+        }
+        Ok(None)
+    }
+}
+
 /// How the parts are cut, as written in reports.
 pub const SCHEME: &str = "stride";
 
