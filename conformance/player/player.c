@@ -13,6 +13,7 @@
  * Exit codes: 0 ok, 2 bad usage or bad IR, 3 libevent setup failed (method not available),
  * 4 a runaway scenario (too many callbacks or waits). */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -29,6 +30,7 @@
 #include <sys/param.h>
 #include <sys/select.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/timerfd.h>
 #include <time.h>
@@ -1280,6 +1282,41 @@ static void log_to_stderr(int severity, const char *msg)
 	fprintf(stderr, "libevent: %s\n", msg);
 }
 
+/*
+ * Close every descriptor above stderr that the player inherited. libevent's select backend
+ * scans ready descriptors in fd-number order from a start index drawn in [0, nfds), so the
+ * numbers the scenario's sockets get decide the order of the callbacks a select() call
+ * activates. A parent that leaves descriptors open across exec (a CI runner, a shell with
+ * `exec 7<file`) would shift them and change what the player records; with this the first
+ * scenario descriptor is always 3, as in the committed fixtures.
+ */
+static void close_inherited_fds(void)
+{
+#ifdef SYS_close_range
+	if (syscall(SYS_close_range, 3u, ~0u, 0u) == 0)
+		return;
+#endif
+	DIR *d = opendir("/proc/self/fd");
+	if (!d) {
+		long max = sysconf(_SC_OPEN_MAX);
+		for (long fd = 3; fd < (max > 0 && max < 65536 ? max : 65536); fd++)
+			close((int)fd);
+		return;
+	}
+	int self = dirfd(d);
+	int fds[1024];
+	size_t n = 0;
+	struct dirent *e;
+	while ((e = readdir(d)) && n < sizeof fds / sizeof fds[0]) {
+		int fd = atoi(e->d_name);
+		if (e->d_name[0] >= '0' && e->d_name[0] <= '9' && fd > 2 && fd != self)
+			fds[n++] = fd;
+	}
+	closedir(d);
+	for (size_t i = 0; i < n; i++)
+		close(fds[i]);
+}
+
 int main(int argc, char **argv)
 {
 	static const char *const methods[] = {"epoll", "poll", "select"};
@@ -1289,6 +1326,7 @@ int main(int argc, char **argv)
 
 	if (argc < 2 || argc > 3)
 		die(2, "usage: player epoll|poll|select [IR-FILE]");
+	close_inherited_fds();
 	method = argv[1];
 	for (int i = 0; i < 3; i++)
 		ok |= !strcmp(method, methods[i]);

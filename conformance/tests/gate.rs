@@ -276,6 +276,46 @@ fn the_player_matches_the_committed_fixtures() {
     }
 }
 
+/// Descriptors the player inherits (a CI runner or a shell leaving some open across exec) do not
+/// change what it records: libevent's select backend orders the callbacks of one select() call
+/// by fd number from a start index drawn in [0, nfds), so shifted fd numbers reorder them. The
+/// player closes what it inherited; without that this trace's window comes out rotated.
+#[test]
+fn inherited_descriptors_do_not_change_what_the_player_records() {
+    let Some(player) = player_or_skip("inherited_descriptors_do_not_change_what_the_player_records")
+    else {
+        return;
+    };
+    let run = |preamble: &str| -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let name = "io_lt_rewoken_keeps_place";
+        let ir_path = dir.path().join("scenario.ir");
+        let sc = check::load(&corpus_file(name)).unwrap();
+        fs::write(&ir_path, sc.ir.to_text()).unwrap();
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(format!("{preamble} exec \"$0\" select \"$1\""))
+            .arg(player.path())
+            .arg(&ir_path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let plain = run("");
+    assert!(plain.contains("~window 4"), "{plain}");
+    for preamble in [
+        "exec 7</dev/null;",
+        "exec 7</dev/null 8</dev/null 9</dev/null 10</dev/null 251</dev/null;",
+    ] {
+        assert_eq!(run(preamble), plain, "with `{preamble}`");
+    }
+}
+
 /// The player refuses to move its virtual clock past the horizon (2^62 us, IR.md §6) as the
 /// Rust runner does (conformance/tests/errors.rs), instead of wrapping around.
 #[test]
