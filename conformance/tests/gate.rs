@@ -282,7 +282,8 @@ fn the_player_matches_the_committed_fixtures() {
 /// player closes what it inherited; without that this trace's window comes out rotated.
 #[test]
 fn inherited_descriptors_do_not_change_what_the_player_records() {
-    let Some(player) = player_or_skip("inherited_descriptors_do_not_change_what_the_player_records")
+    let Some(player) =
+        player_or_skip("inherited_descriptors_do_not_change_what_the_player_records")
     else {
         return;
     };
