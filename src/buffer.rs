@@ -80,11 +80,42 @@ struct Chunk {
     end: usize,
 }
 
+/// Chunks of the common sizes (1, 2 and 4 KiB: [`MIN_CHUNK`] up to [`MAX_READ`]) are recycled
+/// through a small per-thread pool instead of being freed: a connection's read allocates a
+/// 4 KiB chunk and drains it soon after, and getting it zeroed from the allocator each time was
+/// the largest single cost of a simulated hello-world run. The pool holds at most
+/// [`POOL_PER_CLASS`] chunks of each size (224 KiB a thread), never changes what a buffer
+/// stores, and is only a cache: a chunk taken from it has arbitrary old bytes in its room, which
+/// nothing reads before writing.
+const POOL_CLASSES: usize = 3;
+const POOL_PER_CLASS: usize = 32;
+
+thread_local! {
+    static CHUNK_POOL: std::cell::RefCell<[Vec<Box<[u8]>>; POOL_CLASSES]> =
+        const { std::cell::RefCell::new([Vec::new(), Vec::new(), Vec::new()]) };
+}
+
+/// The pool class of a chunk capacity, if it is pooled.
+fn pool_class(cap: usize) -> Option<usize> {
+    match cap {
+        MIN_CHUNK => Some(0),
+        2048 => Some(1),
+        MAX_READ => Some(2),
+        _ => None,
+    }
+}
+
 impl Chunk {
     fn with_capacity(n: usize) -> Chunk {
         let cap = n.max(MIN_CHUNK).next_power_of_two();
+        let pooled = pool_class(cap).and_then(|k| {
+            CHUNK_POOL
+                .try_with(|p| p.try_borrow_mut().ok().and_then(|mut p| p[k].pop()))
+                .ok()
+                .flatten()
+        });
         Chunk {
-            data: vec![0; cap].into_boxed_slice(),
+            data: pooled.unwrap_or_else(|| vec![0; cap].into_boxed_slice()),
             start: 0,
             end: 0,
         }
@@ -97,6 +128,22 @@ impl Chunk {
     }
     fn room(&self) -> usize {
         self.data.len() - self.end
+    }
+}
+
+impl Drop for Chunk {
+    fn drop(&mut self) {
+        if let Some(k) = pool_class(self.data.len()) {
+            let data = std::mem::take(&mut self.data);
+            // During thread teardown the pool may be gone already: then the memory is freed.
+            let _ = CHUNK_POOL.try_with(|p| {
+                if let Ok(mut p) = p.try_borrow_mut() {
+                    if p[k].len() < POOL_PER_CLASS {
+                        p[k].push(data);
+                    }
+                }
+            });
+        }
     }
 }
 

@@ -340,3 +340,41 @@ proptest! {
         }
     }
 }
+
+/// Chunks of 1, 2 and 4 KiB are recycled through a per-thread pool with their old bytes still
+/// in them: a buffer built from recycled chunks (appends, prepends into a chunk's front room,
+/// reads from a descriptor, pullup across chunks) must hold exactly its own bytes.
+#[test]
+fn recycled_chunks_never_show_old_bytes() {
+    for size in [1000usize, 2000, 4000, MAX_READ] {
+        // Fill and drop chunks of every pooled size with a byte no later step writes.
+        let mut old = Vec::new();
+        for _ in 0..40 {
+            old.push(EvBuffer::from_bytes(&vec![b'#'; size]));
+        }
+        drop(old);
+        let mut b = EvBuffer::new();
+        b.add(b"middle").unwrap();
+        b.prepend(b"front-").unwrap();
+        b.add(&vec![b'x'; size]).unwrap();
+        b.prepend(&vec![b'p'; size / 2]).unwrap();
+        let mut want = vec![b'p'; size / 2];
+        want.extend_from_slice(b"front-middle");
+        want.extend_from_slice(&vec![b'x'; size]);
+        assert_eq!(b.to_vec(), want, "size {size}");
+        assert_eq!(b.len(), want.len());
+        assert_eq!(b.pullup(None).unwrap(), &want[..]);
+        assert!(b.search(b"#", 0).is_none());
+
+        let mut be = EpollBackend::new().unwrap();
+        let (r, w) = be.socketpair().unwrap();
+        be.write(w, b"from the socket").unwrap();
+        let mut c = EvBuffer::new();
+        assert_eq!(c.read_from(&mut be, r, None).unwrap(), 15);
+        assert_eq!(c.to_vec(), b"from the socket");
+        c.add(b"!").unwrap();
+        assert_eq!(c.to_vec(), b"from the socket!");
+        be.close(r).unwrap();
+        be.close(w).unwrap();
+    }
+}
