@@ -4,8 +4,11 @@
 //! `cargo test --release -p evloop-conformance --features test-faults --test fuzz_faults`.
 #![cfg(feature = "test-faults")]
 
-use evloop_conformance::fuzz::{fuzz, Options};
+use std::process::Command;
+
+use evloop_conformance::fuzz::{fuzz, fuzz_shard, Options};
 use evloop_scenario::strategies::Config;
+use evloop_sim::shard::Shard;
 
 fn opts(fault: Option<&str>, case: Option<u64>) -> Options {
     Options {
@@ -64,9 +67,58 @@ fn caught(fault: &str) {
     assert_eq!(healthy.cases, 1);
 }
 
+/// A divergence found by shard 3 of 4 (as a scheduler's array job would run it) is replayed on
+/// its own by the command the shard printed: the `evconform` binary, run as a separate process
+/// with the printed arguments and no shard, finds the same case diverging again.
+fn caught_in_a_shard_replays_from_its_printed_line(fault: &str) {
+    let shard = Shard::new(3, 4).unwrap();
+    let mut out = Vec::new();
+    let sum = fuzz_shard(&opts(Some(fault), None), shard, "all", &mut out).unwrap();
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let d = sum
+        .divergences
+        .first()
+        .unwrap_or_else(|| panic!("{fault}: no divergence in shard 3/4 of 500 cases\n{text}"));
+    assert_eq!(d.case % 4, 2, "shard 3/4 runs the cases k with k % 4 == 2");
+    let line = text
+        .lines()
+        .find(|l| l.contains("replay: cargo run"))
+        .unwrap_or_else(|| panic!("no replay line in:\n{text}"));
+    let args: Vec<&str> = line
+        .split_once(" -- ")
+        .unwrap_or_else(|| panic!("no ` -- ` in {line}"))
+        .1
+        .split_whitespace()
+        .collect();
+    assert!(
+        args.windows(2)
+            .any(|w| w == ["--case", &d.case.to_string()]),
+        "{line}"
+    );
+    assert!(!args.contains(&"--shard"), "{line}");
+    let run = Command::new(env!("CARGO_BIN_EXE_evconform"))
+        .args(&args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(
+        run.status.code(),
+        Some(1),
+        "{line}\n{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        stdout.contains(&d.signature),
+        "{line}: {}\n{stdout}",
+        d.signature
+    );
+    assert!(stdout.contains(&format!("--case {}", d.case)), "{stdout}");
+}
+
 /// One test: the fault switch is process-wide, so the faults are tried one after the other.
 #[test]
 fn broken_reactors_are_caught_within_500_cases() {
     caught("early-timers");
     caught("priority-inversion");
+    caught_in_a_shard_replays_from_its_printed_line("early-timers");
 }
