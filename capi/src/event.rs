@@ -3,8 +3,8 @@
 //! event; the callback and its argument are kept for the `event_get_*` accessors.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::ffi::{c_int, c_short, c_void};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::ptr;
 use std::sync::Mutex;
 

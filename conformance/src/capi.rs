@@ -111,6 +111,12 @@ impl Runner for CapiRunner {
     fn handles(&self, backend: &str) -> bool {
         capi_method(backend).is_some()
     }
+    /// The player closes the descriptors it inherited and evloop's select backend creates its
+    /// signal pipe with the base, as libevent does: the player numbers descriptors the same on
+    /// evloop's C ABI as on libevent, so the select scan order is reproducible.
+    fn strict(&self, _backend: &str) -> bool {
+        true
+    }
     fn run(&self, scenario: &Loaded, backend: &str) -> Result<String, String> {
         let method =
             capi_method(backend).ok_or_else(|| format!("not a capi backend: {backend}"))?;

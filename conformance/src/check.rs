@@ -74,6 +74,12 @@ pub trait Runner {
     fn handles(&self, backend: &str) -> bool;
     /// Runs `scenario` on `backend`; the trace as TRACE.md specifies.
     fn run(&self, scenario: &Loaded, backend: &str) -> Result<String, String>;
+    /// True if this runner's `backend` traces are compared with the fixtures without
+    /// NONDETERMINISM.md §1's select windows ([`compare::compare_strict`]): its process numbers
+    /// descriptors as the player's does. False by default.
+    fn strict(&self, _backend: &str) -> bool {
+        false
+    }
 }
 
 /// Runs scenarios on real libevent: backends `libevent-epoll`, `libevent-poll`, `libevent-select`.
@@ -141,6 +147,12 @@ impl Runner for Dispatch {
             None => Err(format!("no runner for backend '{backend}'")),
         }
     }
+    fn strict(&self, backend: &str) -> bool {
+        self.0
+            .iter()
+            .find(|r| r.handles(backend))
+            .is_some_and(|r| r.strict(backend))
+    }
 }
 
 /// The result of one scenario on one backend.
@@ -180,8 +192,13 @@ pub struct Matrix {
     pub cells: Vec<Cell>,
 }
 
-/// Compares one trace with its fixture file.
+/// Compares one trace with its fixture file (select windows relaxed, NONDETERMINISM.md §1).
 pub fn check_one(trace: &str, fixture_path: &Path) -> Outcome {
+    check_one_with(trace, fixture_path, false)
+}
+
+/// [`check_one`]; with `strict`, exactly ([`compare::compare_strict`]).
+pub fn check_one_with(trace: &str, fixture_path: &Path, strict: bool) -> Outcome {
     if !fixture_path.exists() {
         return Outcome::MissingFixture(format!(
             "{} does not exist (run `evconform record`)",
@@ -189,7 +206,11 @@ pub fn check_one(trace: &str, fixture_path: &Path) -> Outcome {
         ));
     }
     match fixture::read(fixture_path) {
-        Ok(f) => match compare::compare(&f.trace, trace) {
+        Ok(f) => match if strict {
+            compare::compare_strict(&f.trace, trace)
+        } else {
+            compare::compare(&f.trace, trace)
+        } {
             Ok(()) => Outcome::Pass,
             Err(m) => Outcome::Fail(m),
         },
@@ -213,7 +234,11 @@ pub fn run_matrix(
         for b in backends {
             let fx = fixture_backend(b);
             let outcome = match runner.run(sc, b) {
-                Ok(trace) => check_one(&trace, &fixture::path(fixtures, &sc.name, &fx)),
+                Ok(trace) => check_one_with(
+                    &trace,
+                    &fixture::path(fixtures, &sc.name, &fx),
+                    runner.strict(b),
+                ),
                 Err(e) => Outcome::Error(e),
             };
             m.cells.push(Cell {

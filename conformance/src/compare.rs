@@ -92,24 +92,45 @@ fn blocks<'a>(lines: &[&'a str]) -> Blocks<'a> {
     (prefix, free, shape)
 }
 
-/// Compares an actual trace with the expected (fixture) trace, with the window relaxation.
+/// Compares an actual trace with the expected (fixture) trace, with the window relaxation
+/// (NONDETERMINISM.md §1: for a select trace from a process whose fd numbers differ from the
+/// player's).
 pub fn compare(expected: &str, actual: &str) -> Result<(), Mismatch> {
-    compare_with(expected, actual, true)
+    compare_with(expected, actual, Mode::Windows)
+}
+
+/// Compares an actual trace with the expected (fixture) trace exactly, marker lines ignored on
+/// both sides: for traces whose select scan order is reproducible (the isolated runner and the
+/// C ABI columns, whose processes number their descriptors as the player's does).
+pub fn compare_strict(expected: &str, actual: &str) -> Result<(), Mismatch> {
+    compare_with(expected, actual, Mode::Strict)
 }
 
 /// Compares two traces line by line, markers included (the determinism check of the recorder).
 pub fn compare_exact(expected: &str, actual: &str) -> Result<(), Mismatch> {
-    compare_with(expected, actual, false)
+    compare_with(expected, actual, Mode::Exact)
 }
 
-fn compare_with(expected: &str, actual: &str, relax: bool) -> Result<(), Mismatch> {
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Markers ignored, windows compared as sets of callback blocks.
+    Windows,
+    /// Markers ignored, everything else exact.
+    Strict,
+    /// Every line, markers included.
+    Exact,
+}
+
+fn compare_with(expected: &str, actual: &str, mode: Mode) -> Result<(), Mismatch> {
+    let relax = mode == Mode::Windows;
+    let skip_markers = mode != Mode::Exact;
     let exp: Vec<&str> = expected.trim_end().lines().collect();
-    // actual lines with their 1-based numbers, markers dropped when relaxing
+    // actual lines with their 1-based numbers, markers dropped unless comparing them
     let act: Vec<(usize, &str)> = actual
         .trim_end()
         .lines()
         .enumerate()
-        .filter(|(_, l)| !relax || !l.starts_with('~'))
+        .filter(|(_, l)| !skip_markers || !l.starts_with('~'))
         .map(|(i, l)| (i + 1, l))
         .collect();
     let mismatch = |i: usize, j: usize, span: usize, reason: String| -> Mismatch {
@@ -177,7 +198,7 @@ fn compare_with(expected: &str, actual: &str, relax: bool) -> Result<(), Mismatc
             };
             continue;
         }
-        if relax && l.starts_with('~') {
+        if skip_markers && l.starts_with('~') {
             i += 1;
             continue;
         }
@@ -236,6 +257,23 @@ mod tests {
         // outside a window the order is exact
         let exp2 = exp.replace("~window 2\n", "").replace("~window-end\n", "");
         assert!(compare(&exp2, swapped).is_err());
+    }
+
+    #[test]
+    fn strict_ignores_markers_but_not_the_order_in_a_window() {
+        let exp =
+            "0 loop flags=0\n~window 2\n5 cb a #1 R\n5 cb b #1 R\n~window-end\n5 loop-end rc=1\n";
+        let same = "0 loop flags=0\n5 cb a #1 R\n5 cb b #1 R\n5 loop-end rc=1\n";
+        let swapped = "0 loop flags=0\n5 cb b #1 R\n5 cb a #1 R\n5 loop-end rc=1\n";
+        assert!(compare_strict(exp, same).is_ok());
+        assert!(compare(exp, swapped).is_ok());
+        let m = compare_strict(exp, swapped).unwrap_err();
+        assert_eq!(m.reason, "lines differ", "{m}");
+        assert_eq!(m.line, 3, "{m}");
+        // markers in the actual trace are ignored too; the recorder's exact mode keeps them
+        let with_markers = "0 loop flags=0\n~window 2\n5 cb a #1 R\n5 cb b #1 R\n5 loop-end rc=1\n";
+        assert!(compare_strict(exp, with_markers).is_ok());
+        assert!(compare_exact(exp, with_markers).is_err());
     }
 
     #[test]

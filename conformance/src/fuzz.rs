@@ -27,7 +27,7 @@ use proptest::test_runner::{Config as PtConfig, RngAlgorithm, TestRng, TestRunne
 
 use crate::check::{self, Loaded, Runner};
 use crate::compare::{self, Mismatch};
-use crate::evloop_runner::EvloopRunner;
+use crate::evloop_runner::{EvloopRunner, IsolatedRunner, ISOLATED_BACKENDS};
 use crate::ir;
 use crate::player::Player;
 use crate::scenario::{self, Item, Scenario};
@@ -60,13 +60,24 @@ pub struct Options {
     /// A reactor invariant to break on purpose (`early-timers`, `priority-inversion`; needs the
     /// cargo feature `test-faults`).
     pub core_fault: Option<String>,
+    /// An `evconform` executable to run evloop's select backend in, isolated
+    /// ([`IsolatedRunner`]): its traces are then compared exactly. Without it select runs in
+    /// this process and is compared with NONDETERMINISM.md's select rules (§1, §2).
+    pub isolate: Option<PathBuf>,
+}
+
+/// What a case runs on besides evloop in this process: libevent's player, and the isolated
+/// select runner.
+struct Sides {
+    player: Player,
+    isolated: Option<IsolatedRunner>,
 }
 
 /// The reactor faults `--core-fault` knows.
 pub const CORE_FAULTS: &[&str] = &["early-timers", "priority-inversion"];
 
 /// Applies `--core-fault` to every following evloop run of this process.
-fn apply_core_fault(name: Option<&str>) -> Result<(), String> {
+pub fn apply_core_fault(name: Option<&str>) -> Result<(), String> {
     if let Some(n) = name {
         if !CORE_FAULTS.contains(&n) {
             return Err(format!(
@@ -277,13 +288,13 @@ enum Outcome {
 }
 
 /// Runs `sc` on libevent and on `backends`, compares.
-fn run_one(player: &Player, sc: &Scenario, backends: &[String]) -> Result<Outcome, String> {
-    run_one_traced(player, sc, backends).map(|(o, _)| o)
+fn run_one(sides: &Sides, sc: &Scenario, backends: &[String]) -> Result<Outcome, String> {
+    run_one_traced(sides, sc, backends).map(|(o, _)| o)
 }
 
 /// [`run_one`], with the hash of the libevent traces (or of libevent's error).
 fn run_one_traced(
-    player: &Player,
+    sides: &Sides,
     sc: &Scenario,
     backends: &[String],
 ) -> Result<(Outcome, TraceSummary), String> {
@@ -293,7 +304,7 @@ fn run_one_traced(
     let mut lib = Vec::new();
     for m in &methods {
         let method = check::libevent_method(m).unwrap_or("epoll");
-        match player.run(method, &ir_text) {
+        match sides.player.run(method, &ir_text) {
             Ok(t) => lib.push((m.clone(), t)),
             Err(e) => {
                 let t = trace_of([m.as_str(), e.as_str()]);
@@ -310,10 +321,23 @@ fn run_one_traced(
             .find(|(m, _)| *m == fx)
             .ok_or("no libevent trace")?
             .1;
-        match run_evloop(&l, b) {
+        let isolated = sides
+            .isolated
+            .as_ref()
+            .filter(|_| ISOLATED_BACKENDS.contains(&b.as_str()));
+        let run = match isolated {
+            Some(r) => r.run_ir(&ir_text, b),
+            None => run_evloop(&l, b),
+        };
+        match run {
             Ok(actual) => {
-                if let Err(m) = compare::compare(expected, &actual) {
-                    if after_select_window(expected, &m) {
+                let cmp = if isolated.is_some() {
+                    compare::compare_strict(expected, &actual)
+                } else {
+                    compare::compare(expected, &actual)
+                };
+                if let Err(m) = cmp {
+                    if isolated.is_none() && after_select_window(expected, &m) {
                         cut += 1;
                         continue;
                     }
@@ -357,11 +381,11 @@ fn after_select_window(expected: &str, m: &Mismatch) -> bool {
 }
 
 /// True if `sc` still shows the difference `sig` on `backend`.
-fn still_fails(player: &Player, sc: &Scenario, backend: &str, sig: &str) -> Option<Diff> {
+fn still_fails(sides: &Sides, sc: &Scenario, backend: &str, sig: &str) -> Option<Diff> {
     if loaded(sc, "fuzz").is_err() {
         return None;
     }
-    match run_one(player, sc, &[backend.to_string()]) {
+    match run_one(sides, sc, &[backend.to_string()]) {
         Ok(Outcome::Differ(d)) => d.into_iter().find(|d| d.signature == sig),
         _ => None,
     }
@@ -400,7 +424,7 @@ fn deletions(sc: &Scenario) -> Vec<Scenario> {
 
 /// Shrinks a diverging case; returns the smallest scenario, its difference and the runs spent.
 fn shrink(
-    player: &Player,
+    sides: &Sides,
     cfg: &Config,
     seed: u64,
     k: u64,
@@ -421,7 +445,7 @@ fn shrink(
             }
             runs += 1;
             let cur = tree.current();
-            let more = match still_fails(player, &cur, &first.backend, &first.signature) {
+            let more = match still_fails(sides, &cur, &first.backend, &first.signature) {
                 Some(d) => {
                     best = cur;
                     best_diff = d;
@@ -444,7 +468,7 @@ fn shrink(
                 continue;
             }
             runs += 1;
-            if let Some(d) = still_fails(player, &cand, &first.backend, &first.signature) {
+            if let Some(d) = still_fails(sides, &cand, &first.backend, &first.signature) {
                 best = cand;
                 best_diff = d;
                 continue 'outer;
@@ -548,7 +572,13 @@ pub fn fuzz_shard(
     out: &mut dyn std::io::Write,
 ) -> Result<Summary, String> {
     apply_core_fault(opts.core_fault.as_deref())?;
-    let player = Player::build()?;
+    let player = Sides {
+        player: Player::build()?,
+        isolated: opts
+            .isolate
+            .clone()
+            .map(|exe| IsolatedRunner::new(exe).with_core_fault(opts.core_fault.clone())),
+    };
     let t0 = wall();
     let (range, shard) = match opts.case {
         Some(k) => (k..k.saturating_add(1), Shard::WHOLE),

@@ -23,6 +23,7 @@ fn opts(fault: Option<&str>, case: Option<u64>) -> Options {
         shrink: true,
         progress: false,
         core_fault: fault.map(str::to_string),
+        isolate: Some(env!("CARGO_BIN_EXE_evconform").into()),
     }
 }
 

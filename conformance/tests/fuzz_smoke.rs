@@ -19,6 +19,7 @@ fn a_few_cases_agree_with_libevent() {
         shrink: false,
         progress: false,
         core_fault: None,
+        isolate: Some(env!("CARGO_BIN_EXE_evconform").into()),
     };
     let mut out = Vec::new();
     let sum = fuzz(&opts, "all", &mut out).unwrap();

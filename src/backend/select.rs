@@ -59,6 +59,13 @@ impl SelectBackend {
     }
 
     fn with_rng(rng: WeakRand) -> SelectBackend {
+        // libevent's select_init creates the signal pipe with the base (evsig_init_), before the
+        // program opens anything: created here too, the program's descriptors get the numbers
+        // they get under libevent, and so does the scan order of a select() call reporting
+        // several (the start index is drawn in [0, nfds)). If it fails now it is made when the
+        // first signal is added, as before.
+        let mut signals = SignalState::new();
+        let _ = signals.fd();
         SelectBackend {
             sets: Box::new(FdSets {
                 read_in: empty_set(),
@@ -69,7 +76,7 @@ impl SelectBackend {
             event_fds: 0,
             rng,
             undraw: None,
-            signals: SignalState::new(),
+            signals,
         }
     }
 

@@ -692,3 +692,44 @@ mod tests {
         }
     }
 }
+
+/// Closes every descriptor from 3 up that this process inherited, so that the next descriptor
+/// it opens is 3, as in a process started with only stdin, stdout and stderr.
+///
+/// For test harnesses that compare traces whose order depends on absolute fd numbers (libevent's
+/// select backend scans ready fds by number from a random start in `[0, nfds)`): evloop's
+/// conformance runner calls it first thing in a child process, as the libevent player does. Call
+/// it only at the start of a process, before anything in it opened a descriptor: it closes
+/// descriptors regardless of who owns them.
+pub fn close_inherited_descriptors() -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: close_range takes no pointers; closing descriptors nothing in this process
+        // uses yet is the documented precondition of this function.
+        let r = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+        if r == 0 {
+            return Ok(());
+        }
+    }
+    // Without close_range: the descriptors /proc/self/fd lists (or, without /proc, every
+    // number below the soft limit).
+    let listed: Option<Vec<libc::c_int>> = std::fs::read_dir("/proc/self/fd").ok().map(|d| {
+        d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .filter(|&fd: &libc::c_int| fd > 2)
+            .collect()
+    });
+    let fds = match listed {
+        Some(v) => v,
+        None => {
+            // SAFETY: sysconf takes no pointers.
+            let max = unsafe { libc::sysconf(libc::_SC_OPEN_MAX) };
+            (3..max.clamp(3, 65536) as libc::c_int).collect()
+        }
+    };
+    for fd in fds {
+        // SAFETY: see the function's precondition; EBADF (the directory's own descriptor,
+        // already closed when the listing ended, or a number never opened) is harmless.
+        unsafe { libc::close(fd) };
+    }
+    Ok(())
+}
