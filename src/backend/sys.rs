@@ -653,46 +653,6 @@ impl WeakRand {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn weakrand_is_glibc_type0_lcg() {
-        let mut r = WeakRand::with_seed(1);
-        // 1 * 1103515245 + 12345 = 1103527590, below 2^31.
-        assert_eq!(r.draw(), 1_103_527_590);
-        assert_eq!(r.state(), 1_103_527_590);
-        let next = (1_103_527_590u64 * 1_103_515_245 + 12_345) % (1 << 31);
-        assert_eq!(r.draw() as u64, next);
-    }
-
-    #[test]
-    fn weakrand_range_uses_high_bits() {
-        let mut a = WeakRand::with_seed(42);
-        let mut b = WeakRand::with_seed(42);
-        for top in 1..50 {
-            let divisor = WeakRand::MAX / top;
-            let v = a.range(top);
-            let mut expect = b.draw() / divisor;
-            while expect >= top {
-                expect = b.draw() / divisor;
-            }
-            assert_eq!(v, expect);
-            assert!((0..top).contains(&v));
-        }
-    }
-
-    #[test]
-    fn sockaddr_round_trip() {
-        for s in ["127.0.0.1:9995", "[::1]:80", "[fe80::1%2]:7"] {
-            let addr: SocketAddr = s.parse().unwrap();
-            let (storage, len) = sockaddr_from(&addr);
-            assert_eq!(sockaddr_to(&storage, len).unwrap(), addr);
-        }
-    }
-}
-
 /// Closes every descriptor from 3 up that this process inherited, so that the next descriptor
 /// it opens is 3, as in a process started with only stdin, stdout and stderr.
 ///
@@ -732,4 +692,44 @@ pub fn close_inherited_descriptors() -> io::Result<()> {
         unsafe { libc::close(fd) };
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weakrand_is_glibc_type0_lcg() {
+        let mut r = WeakRand::with_seed(1);
+        // 1 * 1103515245 + 12345 = 1103527590, below 2^31.
+        assert_eq!(r.draw(), 1_103_527_590);
+        assert_eq!(r.state(), 1_103_527_590);
+        let next = (1_103_527_590u64 * 1_103_515_245 + 12_345) % (1 << 31);
+        assert_eq!(r.draw() as u64, next);
+    }
+
+    #[test]
+    fn weakrand_range_uses_high_bits() {
+        let mut a = WeakRand::with_seed(42);
+        let mut b = WeakRand::with_seed(42);
+        for top in 1..50 {
+            let divisor = WeakRand::MAX / top;
+            let v = a.range(top);
+            let mut expect = b.draw() / divisor;
+            while expect >= top {
+                expect = b.draw() / divisor;
+            }
+            assert_eq!(v, expect);
+            assert!((0..top).contains(&v));
+        }
+    }
+
+    #[test]
+    fn sockaddr_round_trip() {
+        for s in ["127.0.0.1:9995", "[::1]:80", "[fe80::1%2]:7"] {
+            let addr: SocketAddr = s.parse().unwrap();
+            let (storage, len) = sockaddr_from(&addr);
+            assert_eq!(sockaddr_to(&storage, len).unwrap(), addr);
+        }
+    }
 }
