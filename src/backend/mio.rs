@@ -63,6 +63,9 @@ const MAX_REFILLS: usize = 64;
 /// libevent's `MAX_EPOLL_TIMEOUT_MSEC`: a longer wait returns empty after 35 minutes.
 const MAX_WAIT: Duration = Duration::from_secs(35 * 60);
 
+/// Whether [`MioBackend::new`] opens the native mode: where mio's `Poll` is an epoll instance.
+const NATIVE: bool = cfg!(any(target_os = "linux", target_os = "android"));
+
 #[cfg(any(target_os = "linux", target_os = "android"))]
 const POLLRDHUP: libc::c_short = libc::POLLRDHUP;
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
@@ -83,6 +86,11 @@ struct FdState {
 /// The mio backend (method name `"mio"`).
 pub struct MioBackend {
     poll: Poll,
+    /// Native mode (Linux): every fd is an entry of mio's epoll instance with native epoll's
+    /// mask, level-triggered unless `EV_ET`; the kernel keeps the ready list, and the shadow
+    /// list below stays empty. Otherwise the portable mode: mio's edge-triggered registrations
+    /// and the shadow list.
+    native: bool,
     events: mio::Events,
     /// libevent's `nevents`: how many fds one dispatch may report.
     capacity: usize,
@@ -102,10 +110,27 @@ pub struct MioBackend {
 }
 
 impl MioBackend {
-    /// Opens a mio `Poll`.
+    /// Opens a mio `Poll`: in native mode on Linux, in the portable mode elsewhere.
     pub fn new() -> io::Result<MioBackend> {
+        MioBackend::with_mode(NATIVE)
+    }
+
+    /// Opens a mio `Poll` in the portable mode (mio's edge-triggered registrations and the
+    /// shadow list), on every platform: the mode of non-Linux systems, selectable on Linux so
+    /// that it is tested there.
+    pub fn portable() -> io::Result<MioBackend> {
+        MioBackend::with_mode(false)
+    }
+
+    /// True in native mode (see the module documentation).
+    pub fn is_native(&self) -> bool {
+        self.native
+    }
+
+    fn with_mode(native: bool) -> io::Result<MioBackend> {
         Ok(MioBackend {
             poll: Poll::new()?,
+            native,
             events: mio::Events::with_capacity(INITIAL_EVENTS),
             capacity: INITIAL_EVENTS,
             fds: Vec::new(),
@@ -135,7 +160,7 @@ impl MioBackend {
     /// fallbacks (a stale registration after close/reopen, or none where one was expected).
     fn register(&mut self, fd: Fd, registered: bool, interest: Events) -> io::Result<()> {
         if exact_mask(interest) {
-            return self.register_exact(fd, registered, interest);
+            return self.epoll_register(fd, registered, interest, true);
         }
         let mio_interest = mio_interest(interest);
         let registry = self.poll.registry();
@@ -158,16 +183,25 @@ impl MioBackend {
         }
     }
 
-    /// [`exact_mask`]'s registration: `epoll_ctl` on mio's own epoll descriptor with native
-    /// epoll's mask (`EPOLLRDHUP`, `EPOLLOUT` for WRITE) plus `EPOLLET`, and the token mio
-    /// would use (mio's epoll selector keeps no state per registration, so its later
-    /// `reregister`/`deregister` of the fd are plain MOD/DEL as well).
+    /// A registration made with `epoll_ctl` on mio's own epoll descriptor, with native epoll's
+    /// mask ([`epoll_mask`]), `EPOLLET` iff `et`, and the token mio would use (mio's epoll
+    /// selector keeps no state per registration, so its `poll` sees these entries like its own,
+    /// and its `reregister`/`deregister` of the fd are plain MOD/DEL as well). Used for every fd
+    /// in native mode, and in the portable mode for [`exact_mask`]'s fds (always with `et`).
+    /// libevent's fallbacks: a MOD that finds nothing becomes an ADD (closed and reopened), an
+    /// ADD that finds the fd becomes a MOD.
     #[cfg(any(target_os = "linux", target_os = "android"))]
-    fn register_exact(&mut self, fd: Fd, registered: bool, interest: Events) -> io::Result<()> {
+    fn epoll_register(
+        &mut self,
+        fd: Fd,
+        registered: bool,
+        interest: Events,
+        et: bool,
+    ) -> io::Result<()> {
         use std::os::fd::AsRawFd;
-        let mut events = (libc::EPOLLRDHUP | libc::EPOLLET) as u32;
-        if interest.contains(Events::WRITE) {
-            events |= libc::EPOLLOUT as u32;
+        let mut events = epoll_mask(interest);
+        if et {
+            events |= libc::EPOLLET as u32;
         }
         let epfd = self.poll.as_raw_fd();
         let ctl = |op: libc::c_int| {
@@ -190,13 +224,93 @@ impl MioBackend {
         }
     }
 
-    /// Never called: [`exact_mask`] is false off Linux.
+    /// Never called: native mode and [`exact_mask`] exist only on Linux.
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    fn register_exact(&mut self, _: Fd, _: bool, _: Events) -> io::Result<()> {
+    fn epoll_register(&mut self, _: Fd, _: bool, _: Events, _: bool) -> io::Result<()> {
         Err(io::Error::new(
             io::ErrorKind::Unsupported,
             "native epoll masks exist only on Linux",
         ))
+    }
+
+    /// Native mode's `add`: libevent's epoll rule on mio's epoll instance (ADD when nothing was
+    /// watched, MOD with the union otherwise, `EPOLLET` iff the change asks for `EV_ET`).
+    fn native_add(&mut self, fd: Fd, old: Events, added: Events) -> io::Result<()> {
+        self.state(fd)?;
+        let mut interest = old.io() | added.io();
+        if added.contains(Events::ET) {
+            interest |= Events::ET;
+        }
+        self.epoll_register(
+            fd,
+            !old.io().is_empty(),
+            interest,
+            interest.contains(Events::ET),
+        )?;
+        self.state(fd)?.interest = interest;
+        Ok(())
+    }
+
+    /// Native mode's `del`: DEL when nothing remains (an fd already gone is fine), else MOD with
+    /// what remains, `EPOLLET` iff the removed event had `EV_ET`.
+    fn native_del(&mut self, fd: Fd, old: Events, removed: Events) -> io::Result<()> {
+        self.state(fd)?;
+        let remaining = old.io() & !removed.io();
+        if remaining.is_empty() {
+            self.state(fd)?.interest = Events::NONE;
+            return match self.poll.registry().deregister(&mut SourceFd(&fd)) {
+                Err(e) if gone(&e) => Ok(()),
+                other => other,
+            };
+        }
+        let mut interest = remaining;
+        if removed.contains(Events::ET) {
+            interest |= Events::ET;
+        }
+        self.epoll_register(fd, true, interest, interest.contains(Events::ET))?;
+        self.state(fd)?.interest = interest;
+        Ok(())
+    }
+
+    /// Native mode's `dispatch`: one wait in mio, whose events are the kernel's ready list in
+    /// its order; each is mapped as libevent's epoll maps it.
+    fn native_dispatch(
+        &mut self,
+        timeout: Option<Duration>,
+        ready: &mut Vec<Ready>,
+    ) -> io::Result<()> {
+        let timeout = timeout.map(|d| Resolution::Millis.round(d).min(MAX_WAIT));
+        match self.poll.poll(&mut self.events, timeout) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        let mut n = 0;
+        for event in self.events.iter() {
+            n += 1;
+            let fd = event.token().0 as Fd;
+            let Some(st) = self.fds.get(fd as usize) else {
+                continue;
+            };
+            let interest = st.interest;
+            let events = if exact_mask(interest) {
+                Self::poll_one(fd, interest)?
+            } else {
+                readiness(event, interest)
+            };
+            if !events.is_empty() {
+                // libevent's epoll ORs EV_ET into every report.
+                ready.push(Ready {
+                    fd,
+                    events: events | Events::ET,
+                });
+            }
+        }
+        if n == self.capacity && self.capacity < MAX_EVENTS {
+            self.capacity *= 2;
+            self.events = mio::Events::with_capacity(self.capacity);
+        }
+        Ok(())
     }
 
     /// The readiness of one fd as native epoll would report it, from `poll(2)` (for the fds
@@ -328,6 +442,22 @@ fn mio_interest(ev: Events) -> Interest {
     }
 }
 
+/// Native epoll's mask (libevent's): READ→`EPOLLIN`, WRITE→`EPOLLOUT`, CLOSED→`EPOLLRDHUP`.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn epoll_mask(ev: Events) -> u32 {
+    let mut mask = 0;
+    if ev.contains(Events::READ) {
+        mask |= libc::EPOLLIN;
+    }
+    if ev.contains(Events::WRITE) {
+        mask |= libc::EPOLLOUT;
+    }
+    if ev.contains(Events::CLOSED) {
+        mask |= libc::EPOLLRDHUP;
+    }
+    mask as u32
+}
+
 /// The `poll(2)` mask native epoll would watch: READ→`POLLIN`, WRITE→`POLLOUT`,
 /// CLOSED→`POLLRDHUP` (errors and hang-ups are always reported).
 fn poll_mask(ev: Events) -> libc::c_short {
@@ -417,6 +547,9 @@ impl Backend for MioBackend {
         if added.io().is_empty() {
             return Ok(());
         }
+        if self.native {
+            return self.native_add(fd, old, added);
+        }
         let registered = !self.state(fd)?.interest.io().is_empty();
         let mut interest = old.io() | added.io();
         if added.contains(Events::ET) {
@@ -436,6 +569,9 @@ impl Backend for MioBackend {
     fn del(&mut self, fd: Fd, old: Events, removed: Events) -> io::Result<()> {
         if removed.io().is_empty() {
             return Ok(());
+        }
+        if self.native {
+            return self.native_del(fd, old, removed);
         }
         self.state(fd)?;
         let remaining = old.io() & !removed.io();
@@ -458,6 +594,9 @@ impl Backend for MioBackend {
     }
 
     fn dispatch(&mut self, timeout: Option<Duration>, ready: &mut Vec<Ready>) -> io::Result<()> {
+        if self.native {
+            return self.native_dispatch(timeout, ready);
+        }
         self.next_epoch();
         self.scan.clear();
         let any_queued_ready = match self.scan_queued() {
