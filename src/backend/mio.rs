@@ -274,12 +274,13 @@ impl MioBackend {
 
     /// Native mode's `dispatch`: one wait in mio, whose events are the kernel's ready list in
     /// its order; each is mapped as libevent's epoll maps it.
+    #[inline]
     fn native_dispatch(
         &mut self,
         timeout: Option<Duration>,
         ready: &mut Vec<Ready>,
     ) -> io::Result<()> {
-        let timeout = timeout.map(|d| Resolution::Millis.round(d).min(MAX_WAIT));
+        let timeout = wait_timeout(timeout);
         match self.poll.poll(&mut self.events, timeout) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
@@ -416,6 +417,74 @@ impl MioBackend {
             timeout = Some(Duration::ZERO);
         }
         Ok(())
+    }
+    /// The portable mode's `dispatch`: steps 1–3 of the module documentation. Out of line, so
+    /// that the native path stays small.
+    #[inline(never)]
+    fn portable_dispatch(
+        &mut self,
+        timeout: Option<Duration>,
+        ready: &mut Vec<Ready>,
+    ) -> io::Result<()> {
+        self.next_epoch();
+        self.scan.clear();
+        let any_queued_ready = match self.scan_queued() {
+            Ok(any) => any,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let timeout = if any_queued_ready {
+            Some(Duration::ZERO)
+        } else {
+            wait_timeout(timeout)
+        };
+        if let Err(e) = self.scan_mio(timeout) {
+            // The shadow list is still the one before this dispatch: nothing was reported.
+            self.scan.clear();
+            return Err(e);
+        }
+        // Step 3: the native scan of the ready list.
+        self.queued.clear();
+        self.requeue.clear();
+        let mut reported = 0;
+        for &Ready { fd, events } in &self.scan {
+            let st = &mut self.fds[fd as usize];
+            if reported == self.capacity {
+                // Not reached: stays queued, ahead of the re-queued fds.
+                st.queued = true;
+                self.queued.push(fd);
+            } else if events.is_empty() {
+                st.queued = false;
+            } else {
+                reported += 1;
+                // libevent's epoll ORs EV_ET into every report.
+                ready.push(Ready {
+                    fd,
+                    events: events | Events::ET,
+                });
+                st.queued = !st.interest.contains(Events::ET);
+                if st.queued {
+                    self.requeue.push(fd);
+                }
+            }
+        }
+        self.queued.extend_from_slice(&self.requeue);
+        if reported == self.capacity && self.capacity < MAX_EVENTS {
+            self.capacity *= 2;
+            self.events = mio::Events::with_capacity(self.capacity);
+        }
+        Ok(())
+    }
+}
+
+/// The wait mio is asked for: whole milliseconds rounded up (libevent's epoll), at most
+/// [`MAX_WAIT`]; a zero timeout (every pass of a busy loop) skips the arithmetic.
+#[inline]
+fn wait_timeout(timeout: Option<Duration>) -> Option<Duration> {
+    match timeout {
+        Some(d) if d.is_zero() => Some(Duration::ZERO),
+        Some(d) => Some(Resolution::Millis.round(d).min(MAX_WAIT)),
+        None => None,
     }
 }
 
@@ -595,56 +664,10 @@ impl Backend for MioBackend {
 
     fn dispatch(&mut self, timeout: Option<Duration>, ready: &mut Vec<Ready>) -> io::Result<()> {
         if self.native {
-            return self.native_dispatch(timeout, ready);
-        }
-        self.next_epoch();
-        self.scan.clear();
-        let any_queued_ready = match self.scan_queued() {
-            Ok(any) => any,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
-            Err(e) => return Err(e),
-        };
-        let timeout = if any_queued_ready {
-            Some(Duration::ZERO)
+            self.native_dispatch(timeout, ready)
         } else {
-            timeout.map(|d| Resolution::Millis.round(d).min(MAX_WAIT))
-        };
-        if let Err(e) = self.scan_mio(timeout) {
-            // The shadow list is still the one before this dispatch: nothing was reported.
-            self.scan.clear();
-            return Err(e);
+            self.portable_dispatch(timeout, ready)
         }
-        // Step 3: the native scan of the ready list.
-        self.queued.clear();
-        self.requeue.clear();
-        let mut reported = 0;
-        for &Ready { fd, events } in &self.scan {
-            let st = &mut self.fds[fd as usize];
-            if reported == self.capacity {
-                // Not reached: stays queued, ahead of the re-queued fds.
-                st.queued = true;
-                self.queued.push(fd);
-            } else if events.is_empty() {
-                st.queued = false;
-            } else {
-                reported += 1;
-                // libevent's epoll ORs EV_ET into every report.
-                ready.push(Ready {
-                    fd,
-                    events: events | Events::ET,
-                });
-                st.queued = !st.interest.contains(Events::ET);
-                if st.queued {
-                    self.requeue.push(fd);
-                }
-            }
-        }
-        self.queued.extend_from_slice(&self.requeue);
-        if reported == self.capacity && self.capacity < MAX_EVENTS {
-            self.capacity *= 2;
-            self.events = mio::Events::with_capacity(self.capacity);
-        }
-        Ok(())
     }
 
     fn now(&mut self) -> Time {
