@@ -204,11 +204,13 @@ impl MioBackend {
             events |= libc::EPOLLET as u32;
         }
         let epfd = self.poll.as_raw_fd();
+        let data = if self.native {
+            native_token(fd, interest) as u64
+        } else {
+            fd as usize as u64
+        };
         let ctl = |op: libc::c_int| {
-            let mut ev = libc::epoll_event {
-                events,
-                u64: fd as usize as u64,
-            };
+            let mut ev = libc::epoll_event { events, u64: data };
             // SAFETY: `ev` is a valid, writable epoll_event for the duration of the call, and
             // `epfd` is mio's epoll descriptor, open as long as `self.poll`.
             syscall!(epoll_ctl(epfd, op, fd, &mut ev)).map(drop)
@@ -251,6 +253,18 @@ impl MioBackend {
         Ok(())
     }
 
+    /// The fd of a native-mode report and its interest: from the token's high half on 64-bit
+    /// targets (see [`native_token`]), else from the table.
+    #[inline]
+    fn native_report(&self, token: Token) -> Option<(Fd, Events)> {
+        let fd = token.0 as u32 as Fd;
+        if TOKEN_HAS_INTEREST {
+            Some((fd, Events::from_bits((token.0 >> 16 >> 16) as u16)))
+        } else {
+            self.fds.get(fd as usize).map(|st| (fd, st.interest))
+        }
+    }
+
     /// Native mode's `del`: DEL when nothing remains (an fd already gone is fine), else MOD with
     /// what remains, `EPOLLET` iff the removed event had `EV_ET`.
     fn native_del(&mut self, fd: Fd, old: Events, removed: Events) -> io::Result<()> {
@@ -289,15 +303,13 @@ impl MioBackend {
         let mut n = 0;
         for event in self.events.iter() {
             n += 1;
-            let fd = event.token().0 as Fd;
-            let Some(st) = self.fds.get(fd as usize) else {
+            let Some((fd, interest)) = self.native_report(event.token()) else {
                 continue;
             };
-            let interest = st.interest;
             let events = if exact_mask(interest) {
                 Self::poll_one(fd, interest)?
             } else {
-                readiness(event, interest)
+                native_readiness(event, interest)
             };
             if !events.is_empty() {
                 // libevent's epoll ORs EV_ET into every report.
@@ -475,6 +487,39 @@ impl MioBackend {
         }
         Ok(())
     }
+}
+
+/// Whether a native-mode token carries the fd's interest (64-bit targets).
+const TOKEN_HAS_INTEREST: bool = usize::BITS >= 64;
+
+/// The token of an fd registered in native mode: the fd in the low 32 bits and, where `usize`
+/// has 64 bits, the interest (READ/WRITE/CLOSED/ET) above, so that mapping a report needs no
+/// lookup. Every change of interest is an `epoll_ctl` that rewrites the token with it.
+fn native_token(fd: Fd, interest: Events) -> usize {
+    let fd = fd as u32 as usize;
+    if TOKEN_HAS_INTEREST {
+        fd | (interest.bits() as usize) << 16 << 16
+    } else {
+        fd
+    }
+}
+
+/// Native mode's mapping of one report. The kernel masks a report with the registration's mask
+/// (plus `EPOLLERR`/`EPOLLHUP`), so readability and writability need no interest test; an error
+/// or a close takes [`readiness`]'s full mapping.
+#[inline]
+fn native_readiness(event: &mio::event::Event, interest: Events) -> Events {
+    if event.is_error() || event.is_read_closed() {
+        return readiness(event, interest);
+    }
+    let mut ev = Events::NONE;
+    if event.is_readable() {
+        ev |= Events::READ;
+    }
+    if event.is_writable() {
+        ev |= Events::WRITE;
+    }
+    ev
 }
 
 /// The wait mio is asked for: whole milliseconds rounded up (libevent's epoll), at most
