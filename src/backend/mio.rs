@@ -3,12 +3,26 @@
 //! fixtures; `tests/mio_semantics.rs` compares it with [`super::EpollBackend`] report for
 //! report on the real kernel).
 //!
-//! mio registers every fd edge-triggered (`EPOLLET`). libevent's default is level-triggered, and
-//! its epoll backend reports fds in the order of the kernel's ready list. Native epoll puts every
-//! reported level-triggered fd back at the tail of its ready list right after the wait, behind
-//! whatever a full result array left queued at the head; an edge-triggered registration loses
-//! exactly those queued fds, so this backend keeps them in user space, in the kernel's order:
-//! the *shadow list*. Each dispatch then:
+//! Two modes, with the same reports:
+//!
+//! **Native** ([`MioBackend::new`] on Linux, where mio's `Poll` is an epoll instance and mio's
+//! selector keeps no state per registration): every fd is registered with `epoll_ctl` on mio's
+//! own epoll descriptor (`Poll::as_raw_fd`) with native epoll's mask (READ→`EPOLLIN`,
+//! WRITE→`EPOLLOUT`, CLOSED→`EPOLLRDHUP`), level-triggered unless `EV_ET` asks for `EPOLLET`,
+//! exactly as libevent's epoll backend registers it. The kernel then keeps its ready list in
+//! its own order, re-queueing reported level-triggered fds itself; mio's `Poll::poll` does the
+//! wait and its `Events` the iteration, in that order. A dispatch is one `epoll_wait`, as for
+//! [`super::EpollBackend`]. The token is the fd, with the fd's interest in its high 32 bits on
+//! 64-bit targets (every change of interest is an `epoll_ctl` that rewrites it), so that mapping
+//! a report needs no table lookup.
+//!
+//! **Portable** ([`MioBackend::portable`], and [`MioBackend::new`] on every other system): mio
+//! registers every fd edge-triggered (`EPOLLET`, `EV_CLEAR`, …). libevent's default is
+//! level-triggered, and its epoll backend reports fds in the order of the kernel's ready list.
+//! Native epoll puts every reported level-triggered fd back at the tail of its ready list right
+//! after the wait, behind whatever a full result array left queued at the head; an
+//! edge-triggered registration loses exactly those queued fds, so this mode keeps them in user
+//! space, in the kernel's order: the *shadow list*. Each dispatch then:
 //! 1. asks the current readiness of the shadow list's fds with one `poll(2)` call (zero timeout),
 //!    with the mask native epoll would use (READ→`POLLIN`, WRITE→`POLLOUT`, CLOSED→`POLLRDHUP`);
 //! 2. waits in mio (zero timeout if a shadow fd is ready) for what became ready since: an fd
@@ -21,8 +35,11 @@
 //!    (native epoll unqueues an fd it finds not ready), keeps everything after it queued, and
 //!    re-queues the reported level-triggered fds behind, in report order.
 //!
-//! The cost is one `poll(2)` per dispatch that has a non-empty shadow list, whatever the number
-//! of fds, instead of one `epoll_ctl` re-arm per reported fd.
+//! The portable mode's cost is one `poll(2)` per dispatch that has a non-empty shadow list,
+//! whatever the number of fds (at one callback per pass: 4 system calls per callback against
+//! the native mode's 3), plus the shadow list's bookkeeping. It stays selectable on Linux so
+//! that it is tested there: `tests/mio_semantics.rs` runs both modes against the epoll backend,
+//! and `conformance/tests/mio_portable.rs` runs the corpus on it against libevent's fixtures.
 //!
 //! `EV_ET` follows libevent's epoll rule: the `epoll_ctl` of a change sets `EPOLLET` iff the
 //! event making the change has `EV_ET` (an add of an ET event, or the del of one), whatever the
@@ -30,16 +47,21 @@
 //! report, as libevent's epoll does; the core masks it with each event's own flags.
 //!
 //! mio's `Interest` cannot watch a read-side close without readability; an fd watching CLOSED
-//! but not READ would then wake on arriving data where native epoll does not. On Linux such fds
-//! are registered on mio's epoll descriptor with native epoll's mask (`exact_mask`).
+//! but not READ would then wake on arriving data where native epoll does not. On Linux the
+//! portable mode registers such fds on mio's epoll descriptor with native epoll's mask (plus
+//! `EPOLLET`), as the native mode does every fd (`exact_mask`). mio's event cannot show
+//! `EPOLLRDHUP` without `EPOLLIN`, so in both modes these fds' reports are read with `poll(2)`
+//! (one call per such report; no fd in the benchmarks' path is one).
 //!
-//! Closing an fd through [`Backend::close`] unqueues it (the kernel forgets a closed fd's
-//! registration). An fd closed behind the backend's back is dropped from the shadow list when
-//! `poll(2)` says `POLLNVAL`; only if its number is reused before the next dispatch would the
-//! shadow list wrongly look at the new file.
+//! Portable mode: closing an fd through [`Backend::close`] unqueues it (the kernel forgets a
+//! closed fd's registration). An fd closed behind the backend's back is dropped from the shadow
+//! list when `poll(2)` says `POLLNVAL`; only if its number is reused before the next dispatch
+//! would the shadow list wrongly look at the new file. The native mode has no such window: the
+//! kernel's list is the only one.
 //!
-//! Portable to any unix mio supports: `poll(2)` everywhere, `POLLRDHUP` where it exists (Linux),
-//! otherwise a hang-up stands for the read-side close. The ready order emulated is Linux epoll's.
+//! The portable mode works on any unix mio supports: `poll(2)` everywhere, `POLLRDHUP` where it
+//! exists (Linux), otherwise a hang-up stands for the read-side close. The ready order emulated
+//! is Linux epoll's.
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 use std::io;
