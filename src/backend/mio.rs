@@ -39,7 +39,8 @@
 //! whatever the number of fds (at one callback per pass: 4 system calls per callback against
 //! the native mode's 3), plus the shadow list's bookkeeping. It stays selectable on Linux so
 //! that it is tested there: `tests/mio_semantics.rs` runs both modes against the epoll backend,
-//! and `conformance/tests/mio_portable.rs` runs the corpus on it against libevent's fixtures.
+//! and `conformance/tests/mio_portable.rs` runs the corpus on it against libevent's fixtures
+//! and compares its traces with the native mode's on `evconform fuzz`'s generated cases.
 //!
 //! `EV_ET` follows libevent's epoll rule: the `epoll_ctl` of a change sets `EPOLLET` iff the
 //! event making the change has `EV_ET` (an add of an ET event, or the del of one), whatever the
