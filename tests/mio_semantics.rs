@@ -6,6 +6,11 @@
 //! checked against real libevent by the conformance fixtures), so this checks that mio's
 //! user-space emulation of the kernel's ready list is exact, including its array size (more
 //! ready descriptors than the first 32 slots) and the re-queueing of level-triggered fds.
+//!
+//! Every test runs both modes of the mio backend: the native one ([`MioBackend::new`] on Linux:
+//! level-triggered registrations on mio's epoll instance, the kernel's own ready list) and the
+//! portable one ([`MioBackend::portable`]: mio's edge-triggered registrations and the user-space
+//! shadow list, the only mode on other systems).
 
 use std::time::Duration;
 
@@ -201,10 +206,33 @@ fn random_bits(rng: &mut Lcg) -> Events {
     }
 }
 
+/// The two modes of the mio backend, by name.
+fn mio_modes() -> [(&'static str, MioBackend); 2] {
+    [
+        ("mio native", MioBackend::new().unwrap()),
+        ("mio portable", MioBackend::portable().unwrap()),
+    ]
+}
+
+#[test]
+fn new_is_native_on_linux_and_portable_is_not() {
+    assert_eq!(
+        MioBackend::new().unwrap().is_native(),
+        cfg!(any(target_os = "linux", target_os = "android"))
+    );
+    assert!(!MioBackend::portable().unwrap().is_native());
+}
+
 /// Runs `steps` random operations on both backends and compares every result and dispatch.
 fn differential(seed: u64, pairs: usize, steps: usize) {
+    for (name, b) in mio_modes() {
+        differential_on(name, b, seed, pairs, steps);
+    }
+}
+
+fn differential_on(name: &str, mio: MioBackend, seed: u64, pairs: usize, steps: usize) {
     let mut rng = Lcg(seed);
-    let mut mio = Side::new(MioBackend::new().unwrap(), pairs);
+    let mut mio = Side::new(mio, pairs);
     let mut epoll = Side::new(EpollBackend::new().unwrap(), pairs);
     let ends = 2 * pairs as u32;
     let mut dispatches = 0;
@@ -264,7 +292,7 @@ fn differential(seed: u64, pairs: usize, steps: usize) {
         assert_eq!(
             a,
             b,
-            "seed {seed}, step {step}: {what}: mio (left) and epoll (right) differ; interest {:?}; \
+            "{name}, seed {seed}, step {step}: {what}: mio (left) and epoll (right) differ; interest {:?}; \
              the last steps:\n{}",
             epoll.interest,
             history[history.len().saturating_sub(40)..].join("\n")
@@ -272,7 +300,7 @@ fn differential(seed: u64, pairs: usize, steps: usize) {
     }
     assert!(
         dispatches > steps / 4 && reports > dispatches / 4,
-        "seed {seed}: the program must dispatch often and see readiness \
+        "{name}, seed {seed}: the program must dispatch often and see readiness \
          ({dispatches} dispatches, {reports} reports)"
     );
     mio.close_all();
@@ -299,7 +327,9 @@ fn mio_reports_exactly_what_epoll_reports_more_fds_than_the_first_array() {
 /// is `level_triggered_fds_keep_their_place`).
 #[test]
 fn et_from_the_latest_change_and_in_every_report() {
-    et_case("mio", MioBackend::new().unwrap());
+    for (name, b) in mio_modes() {
+        et_case(name, b);
+    }
     et_case("epoll", EpollBackend::new().unwrap());
 }
 
@@ -334,7 +364,9 @@ fn et_case<B: Backend>(name: &str, b: B) {
 /// later (here by an add) comes behind it, and new data for a queued fd does not move it.
 #[test]
 fn level_triggered_fds_keep_their_place() {
-    place_case("mio", MioBackend::new().unwrap());
+    for (name, b) in mio_modes() {
+        place_case(name, b);
+    }
     place_case("epoll", EpollBackend::new().unwrap());
 }
 

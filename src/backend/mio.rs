@@ -3,12 +3,26 @@
 //! fixtures; `tests/mio_semantics.rs` compares it with [`super::EpollBackend`] report for
 //! report on the real kernel).
 //!
-//! mio registers every fd edge-triggered (`EPOLLET`). libevent's default is level-triggered, and
-//! its epoll backend reports fds in the order of the kernel's ready list. Native epoll puts every
-//! reported level-triggered fd back at the tail of its ready list right after the wait, behind
-//! whatever a full result array left queued at the head; an edge-triggered registration loses
-//! exactly those queued fds, so this backend keeps them in user space, in the kernel's order:
-//! the *shadow list*. Each dispatch then:
+//! Two modes, with the same reports:
+//!
+//! **Native** ([`MioBackend::new`] on Linux, where mio's `Poll` is an epoll instance and mio's
+//! selector keeps no state per registration): every fd is registered with `epoll_ctl` on mio's
+//! own epoll descriptor (`Poll::as_raw_fd`) with native epoll's mask (READ→`EPOLLIN`,
+//! WRITE→`EPOLLOUT`, CLOSED→`EPOLLRDHUP`), level-triggered unless `EV_ET` asks for `EPOLLET`,
+//! exactly as libevent's epoll backend registers it. The kernel then keeps its ready list in
+//! its own order, re-queueing reported level-triggered fds itself; mio's `Poll::poll` does the
+//! wait and its `Events` the iteration, in that order. A dispatch is one `epoll_wait`, as for
+//! [`super::EpollBackend`]. The token is the fd, with the fd's interest in its high 32 bits on
+//! 64-bit targets (every change of interest is an `epoll_ctl` that rewrites it), so that mapping
+//! a report needs no table lookup.
+//!
+//! **Portable** ([`MioBackend::portable`], and [`MioBackend::new`] on every other system): mio
+//! registers every fd edge-triggered (`EPOLLET`, `EV_CLEAR`, …). libevent's default is
+//! level-triggered, and its epoll backend reports fds in the order of the kernel's ready list.
+//! Native epoll puts every reported level-triggered fd back at the tail of its ready list right
+//! after the wait, behind whatever a full result array left queued at the head; an
+//! edge-triggered registration loses exactly those queued fds, so this mode keeps them in user
+//! space, in the kernel's order: the *shadow list*. Each dispatch then:
 //! 1. asks the current readiness of the shadow list's fds with one `poll(2)` call (zero timeout),
 //!    with the mask native epoll would use (READ→`POLLIN`, WRITE→`POLLOUT`, CLOSED→`POLLRDHUP`);
 //! 2. waits in mio (zero timeout if a shadow fd is ready) for what became ready since: an fd
@@ -21,8 +35,12 @@
 //!    (native epoll unqueues an fd it finds not ready), keeps everything after it queued, and
 //!    re-queues the reported level-triggered fds behind, in report order.
 //!
-//! The cost is one `poll(2)` per dispatch that has a non-empty shadow list, whatever the number
-//! of fds, instead of one `epoll_ctl` re-arm per reported fd.
+//! The portable mode's cost is one `poll(2)` per dispatch that has a non-empty shadow list,
+//! whatever the number of fds (at one callback per pass: 4 system calls per callback against
+//! the native mode's 3), plus the shadow list's bookkeeping. It stays selectable on Linux so
+//! that it is tested there: `tests/mio_semantics.rs` runs both modes against the epoll backend,
+//! and `conformance/tests/mio_portable.rs` runs the corpus on it against libevent's fixtures
+//! and compares its traces with the native mode's on `evconform fuzz`'s generated cases.
 //!
 //! `EV_ET` follows libevent's epoll rule: the `epoll_ctl` of a change sets `EPOLLET` iff the
 //! event making the change has `EV_ET` (an add of an ET event, or the del of one), whatever the
@@ -30,16 +48,21 @@
 //! report, as libevent's epoll does; the core masks it with each event's own flags.
 //!
 //! mio's `Interest` cannot watch a read-side close without readability; an fd watching CLOSED
-//! but not READ would then wake on arriving data where native epoll does not. On Linux such fds
-//! are registered on mio's epoll descriptor with native epoll's mask (`exact_mask`).
+//! but not READ would then wake on arriving data where native epoll does not. On Linux the
+//! portable mode registers such fds on mio's epoll descriptor with native epoll's mask (plus
+//! `EPOLLET`), as the native mode does every fd (`exact_mask`). mio's event cannot show
+//! `EPOLLRDHUP` without `EPOLLIN`, so in both modes these fds' reports are read with `poll(2)`
+//! (one call per such report; no fd in the benchmarks' path is one).
 //!
-//! Closing an fd through [`Backend::close`] unqueues it (the kernel forgets a closed fd's
-//! registration). An fd closed behind the backend's back is dropped from the shadow list when
-//! `poll(2)` says `POLLNVAL`; only if its number is reused before the next dispatch would the
-//! shadow list wrongly look at the new file.
+//! Portable mode: closing an fd through [`Backend::close`] unqueues it (the kernel forgets a
+//! closed fd's registration). An fd closed behind the backend's back is dropped from the shadow
+//! list when `poll(2)` says `POLLNVAL`; only if its number is reused before the next dispatch
+//! would the shadow list wrongly look at the new file. The native mode has no such window: the
+//! kernel's list is the only one.
 //!
-//! Portable to any unix mio supports: `poll(2)` everywhere, `POLLRDHUP` where it exists (Linux),
-//! otherwise a hang-up stands for the read-side close. The ready order emulated is Linux epoll's.
+//! The portable mode works on any unix mio supports: `poll(2)` everywhere, `POLLRDHUP` where it
+//! exists (Linux), otherwise a hang-up stands for the read-side close. The ready order emulated
+//! is Linux epoll's.
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 use std::io;
@@ -63,6 +86,9 @@ const MAX_REFILLS: usize = 64;
 /// libevent's `MAX_EPOLL_TIMEOUT_MSEC`: a longer wait returns empty after 35 minutes.
 const MAX_WAIT: Duration = Duration::from_secs(35 * 60);
 
+/// Whether [`MioBackend::new`] opens the native mode: where mio's `Poll` is an epoll instance.
+const NATIVE: bool = cfg!(any(target_os = "linux", target_os = "android"));
+
 #[cfg(any(target_os = "linux", target_os = "android"))]
 const POLLRDHUP: libc::c_short = libc::POLLRDHUP;
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
@@ -83,6 +109,11 @@ struct FdState {
 /// The mio backend (method name `"mio"`).
 pub struct MioBackend {
     poll: Poll,
+    /// Native mode (Linux): every fd is an entry of mio's epoll instance with native epoll's
+    /// mask, level-triggered unless `EV_ET`; the kernel keeps the ready list, and the shadow
+    /// list below stays empty. Otherwise the portable mode: mio's edge-triggered registrations
+    /// and the shadow list.
+    native: bool,
     events: mio::Events,
     /// libevent's `nevents`: how many fds one dispatch may report.
     capacity: usize,
@@ -102,10 +133,27 @@ pub struct MioBackend {
 }
 
 impl MioBackend {
-    /// Opens a mio `Poll`.
+    /// Opens a mio `Poll`: in native mode on Linux, in the portable mode elsewhere.
     pub fn new() -> io::Result<MioBackend> {
+        MioBackend::with_mode(NATIVE)
+    }
+
+    /// Opens a mio `Poll` in the portable mode (mio's edge-triggered registrations and the
+    /// shadow list), on every platform: the mode of non-Linux systems, selectable on Linux so
+    /// that it is tested there.
+    pub fn portable() -> io::Result<MioBackend> {
+        MioBackend::with_mode(false)
+    }
+
+    /// True in native mode (see the module documentation).
+    pub fn is_native(&self) -> bool {
+        self.native
+    }
+
+    fn with_mode(native: bool) -> io::Result<MioBackend> {
         Ok(MioBackend {
             poll: Poll::new()?,
+            native,
             events: mio::Events::with_capacity(INITIAL_EVENTS),
             capacity: INITIAL_EVENTS,
             fds: Vec::new(),
@@ -135,7 +183,7 @@ impl MioBackend {
     /// fallbacks (a stale registration after close/reopen, or none where one was expected).
     fn register(&mut self, fd: Fd, registered: bool, interest: Events) -> io::Result<()> {
         if exact_mask(interest) {
-            return self.register_exact(fd, registered, interest);
+            return self.epoll_register(fd, registered, interest, true);
         }
         let mio_interest = mio_interest(interest);
         let registry = self.poll.registry();
@@ -158,23 +206,34 @@ impl MioBackend {
         }
     }
 
-    /// [`exact_mask`]'s registration: `epoll_ctl` on mio's own epoll descriptor with native
-    /// epoll's mask (`EPOLLRDHUP`, `EPOLLOUT` for WRITE) plus `EPOLLET`, and the token mio
-    /// would use (mio's epoll selector keeps no state per registration, so its later
-    /// `reregister`/`deregister` of the fd are plain MOD/DEL as well).
+    /// A registration made with `epoll_ctl` on mio's own epoll descriptor, with native epoll's
+    /// mask ([`epoll_mask`]), `EPOLLET` iff `et`, and the token mio would use (mio's epoll
+    /// selector keeps no state per registration, so its `poll` sees these entries like its own,
+    /// and its `reregister`/`deregister` of the fd are plain MOD/DEL as well). Used for every fd
+    /// in native mode, and in the portable mode for [`exact_mask`]'s fds (always with `et`).
+    /// libevent's fallbacks: a MOD that finds nothing becomes an ADD (closed and reopened), an
+    /// ADD that finds the fd becomes a MOD.
     #[cfg(any(target_os = "linux", target_os = "android"))]
-    fn register_exact(&mut self, fd: Fd, registered: bool, interest: Events) -> io::Result<()> {
+    fn epoll_register(
+        &mut self,
+        fd: Fd,
+        registered: bool,
+        interest: Events,
+        et: bool,
+    ) -> io::Result<()> {
         use std::os::fd::AsRawFd;
-        let mut events = (libc::EPOLLRDHUP | libc::EPOLLET) as u32;
-        if interest.contains(Events::WRITE) {
-            events |= libc::EPOLLOUT as u32;
+        let mut events = epoll_mask(interest);
+        if et {
+            events |= libc::EPOLLET as u32;
         }
         let epfd = self.poll.as_raw_fd();
+        let data = if self.native {
+            native_token(fd, interest) as u64
+        } else {
+            fd as usize as u64
+        };
         let ctl = |op: libc::c_int| {
-            let mut ev = libc::epoll_event {
-                events,
-                u64: fd as usize as u64,
-            };
+            let mut ev = libc::epoll_event { events, u64: data };
             // SAFETY: `ev` is a valid, writable epoll_event for the duration of the call, and
             // `epfd` is mio's epoll descriptor, open as long as `self.poll`.
             syscall!(epoll_ctl(epfd, op, fd, &mut ev)).map(drop)
@@ -190,13 +249,104 @@ impl MioBackend {
         }
     }
 
-    /// Never called: [`exact_mask`] is false off Linux.
+    /// Never called: native mode and [`exact_mask`] exist only on Linux.
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    fn register_exact(&mut self, _: Fd, _: bool, _: Events) -> io::Result<()> {
+    fn epoll_register(&mut self, _: Fd, _: bool, _: Events, _: bool) -> io::Result<()> {
         Err(io::Error::new(
             io::ErrorKind::Unsupported,
             "native epoll masks exist only on Linux",
         ))
+    }
+
+    /// Native mode's `add`: libevent's epoll rule on mio's epoll instance (ADD when nothing was
+    /// watched, MOD with the union otherwise, `EPOLLET` iff the change asks for `EV_ET`).
+    fn native_add(&mut self, fd: Fd, old: Events, added: Events) -> io::Result<()> {
+        self.state(fd)?;
+        let mut interest = old.io() | added.io();
+        if added.contains(Events::ET) {
+            interest |= Events::ET;
+        }
+        self.epoll_register(
+            fd,
+            !old.io().is_empty(),
+            interest,
+            interest.contains(Events::ET),
+        )?;
+        self.state(fd)?.interest = interest;
+        Ok(())
+    }
+
+    /// The fd of a native-mode report and its interest: from the token's high half on 64-bit
+    /// targets (see [`native_token`]), else from the table.
+    #[inline]
+    fn native_report(&self, token: Token) -> Option<(Fd, Events)> {
+        let fd = token.0 as u32 as Fd;
+        if TOKEN_HAS_INTEREST {
+            Some((fd, Events::from_bits((token.0 >> 16 >> 16) as u16)))
+        } else {
+            self.fds.get(fd as usize).map(|st| (fd, st.interest))
+        }
+    }
+
+    /// Native mode's `del`: DEL when nothing remains (an fd already gone is fine), else MOD with
+    /// what remains, `EPOLLET` iff the removed event had `EV_ET`.
+    fn native_del(&mut self, fd: Fd, old: Events, removed: Events) -> io::Result<()> {
+        self.state(fd)?;
+        let remaining = old.io() & !removed.io();
+        if remaining.is_empty() {
+            self.state(fd)?.interest = Events::NONE;
+            return match self.poll.registry().deregister(&mut SourceFd(&fd)) {
+                Err(e) if gone(&e) => Ok(()),
+                other => other,
+            };
+        }
+        let mut interest = remaining;
+        if removed.contains(Events::ET) {
+            interest |= Events::ET;
+        }
+        self.epoll_register(fd, true, interest, interest.contains(Events::ET))?;
+        self.state(fd)?.interest = interest;
+        Ok(())
+    }
+
+    /// Native mode's `dispatch`: one wait in mio, whose events are the kernel's ready list in
+    /// its order; each is mapped as libevent's epoll maps it.
+    #[inline]
+    fn native_dispatch(
+        &mut self,
+        timeout: Option<Duration>,
+        ready: &mut Vec<Ready>,
+    ) -> io::Result<()> {
+        let timeout = wait_timeout(timeout);
+        match self.poll.poll(&mut self.events, timeout) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        let mut n = 0;
+        for event in self.events.iter() {
+            n += 1;
+            let Some((fd, interest)) = self.native_report(event.token()) else {
+                continue;
+            };
+            let events = if exact_mask(interest) {
+                Self::poll_one(fd, interest)?
+            } else {
+                native_readiness(event, interest)
+            };
+            if !events.is_empty() {
+                // libevent's epoll ORs EV_ET into every report.
+                ready.push(Ready {
+                    fd,
+                    events: events | Events::ET,
+                });
+            }
+        }
+        if n == self.capacity && self.capacity < MAX_EVENTS {
+            self.capacity *= 2;
+            self.events = mio::Events::with_capacity(self.capacity);
+        }
+        Ok(())
     }
 
     /// The readiness of one fd as native epoll would report it, from `poll(2)` (for the fds
@@ -303,6 +453,107 @@ impl MioBackend {
         }
         Ok(())
     }
+    /// The portable mode's `dispatch`: steps 1–3 of the module documentation. Out of line, so
+    /// that the native path stays small.
+    #[inline(never)]
+    fn portable_dispatch(
+        &mut self,
+        timeout: Option<Duration>,
+        ready: &mut Vec<Ready>,
+    ) -> io::Result<()> {
+        self.next_epoch();
+        self.scan.clear();
+        let any_queued_ready = match self.scan_queued() {
+            Ok(any) => any,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let timeout = if any_queued_ready {
+            Some(Duration::ZERO)
+        } else {
+            wait_timeout(timeout)
+        };
+        if let Err(e) = self.scan_mio(timeout) {
+            // The shadow list is still the one before this dispatch: nothing was reported.
+            self.scan.clear();
+            return Err(e);
+        }
+        // Step 3: the native scan of the ready list.
+        self.queued.clear();
+        self.requeue.clear();
+        let mut reported = 0;
+        for &Ready { fd, events } in &self.scan {
+            let st = &mut self.fds[fd as usize];
+            if reported == self.capacity {
+                // Not reached: stays queued, ahead of the re-queued fds.
+                st.queued = true;
+                self.queued.push(fd);
+            } else if events.is_empty() {
+                st.queued = false;
+            } else {
+                reported += 1;
+                // libevent's epoll ORs EV_ET into every report.
+                ready.push(Ready {
+                    fd,
+                    events: events | Events::ET,
+                });
+                st.queued = !st.interest.contains(Events::ET);
+                if st.queued {
+                    self.requeue.push(fd);
+                }
+            }
+        }
+        self.queued.extend_from_slice(&self.requeue);
+        if reported == self.capacity && self.capacity < MAX_EVENTS {
+            self.capacity *= 2;
+            self.events = mio::Events::with_capacity(self.capacity);
+        }
+        Ok(())
+    }
+}
+
+/// Whether a native-mode token carries the fd's interest (64-bit targets).
+const TOKEN_HAS_INTEREST: bool = usize::BITS >= 64;
+
+/// The token of an fd registered in native mode: the fd in the low 32 bits and, where `usize`
+/// has 64 bits, the interest (READ/WRITE/CLOSED/ET) above, so that mapping a report needs no
+/// lookup. Every change of interest is an `epoll_ctl` that rewrites the token with it.
+fn native_token(fd: Fd, interest: Events) -> usize {
+    let fd = fd as u32 as usize;
+    if TOKEN_HAS_INTEREST {
+        fd | (interest.bits() as usize) << 16 << 16
+    } else {
+        fd
+    }
+}
+
+/// Native mode's mapping of one report. The kernel masks a report with the registration's mask
+/// (plus `EPOLLERR`/`EPOLLHUP`), so readability and writability need no interest test; an error
+/// or a close takes [`readiness`]'s full mapping.
+#[inline]
+fn native_readiness(event: &mio::event::Event, interest: Events) -> Events {
+    if event.is_error() || event.is_read_closed() {
+        return readiness(event, interest);
+    }
+    let mut ev = Events::NONE;
+    if event.is_readable() {
+        ev |= Events::READ;
+    }
+    if event.is_writable() {
+        ev |= Events::WRITE;
+    }
+    ev
+}
+
+/// The wait mio is asked for: whole milliseconds rounded up (libevent's epoll), at most
+/// [`MAX_WAIT`]; a zero timeout (every pass of a busy loop) skips the arithmetic.
+#[inline]
+fn wait_timeout(timeout: Option<Duration>) -> Option<Duration> {
+    match timeout {
+        Some(d) if d.is_zero() => Some(Duration::ZERO),
+        Some(d) => Some(Resolution::Millis.round(d).min(MAX_WAIT)),
+        None => None,
+    }
 }
 
 /// Whether `fd` must be registered with native epoll's exact mask rather than through mio's
@@ -326,6 +577,22 @@ fn mio_interest(ev: Events) -> Interest {
         (false, true) => Interest::WRITABLE,
         _ => Interest::READABLE,
     }
+}
+
+/// Native epoll's mask (libevent's): READ→`EPOLLIN`, WRITE→`EPOLLOUT`, CLOSED→`EPOLLRDHUP`.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn epoll_mask(ev: Events) -> u32 {
+    let mut mask = 0;
+    if ev.contains(Events::READ) {
+        mask |= libc::EPOLLIN;
+    }
+    if ev.contains(Events::WRITE) {
+        mask |= libc::EPOLLOUT;
+    }
+    if ev.contains(Events::CLOSED) {
+        mask |= libc::EPOLLRDHUP;
+    }
+    mask as u32
 }
 
 /// The `poll(2)` mask native epoll would watch: READ→`POLLIN`, WRITE→`POLLOUT`,
@@ -417,6 +684,9 @@ impl Backend for MioBackend {
         if added.io().is_empty() {
             return Ok(());
         }
+        if self.native {
+            return self.native_add(fd, old, added);
+        }
         let registered = !self.state(fd)?.interest.io().is_empty();
         let mut interest = old.io() | added.io();
         if added.contains(Events::ET) {
@@ -436,6 +706,9 @@ impl Backend for MioBackend {
     fn del(&mut self, fd: Fd, old: Events, removed: Events) -> io::Result<()> {
         if removed.io().is_empty() {
             return Ok(());
+        }
+        if self.native {
+            return self.native_del(fd, old, removed);
         }
         self.state(fd)?;
         let remaining = old.io() & !removed.io();
@@ -458,54 +731,11 @@ impl Backend for MioBackend {
     }
 
     fn dispatch(&mut self, timeout: Option<Duration>, ready: &mut Vec<Ready>) -> io::Result<()> {
-        self.next_epoch();
-        self.scan.clear();
-        let any_queued_ready = match self.scan_queued() {
-            Ok(any) => any,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
-            Err(e) => return Err(e),
-        };
-        let timeout = if any_queued_ready {
-            Some(Duration::ZERO)
+        if self.native {
+            self.native_dispatch(timeout, ready)
         } else {
-            timeout.map(|d| Resolution::Millis.round(d).min(MAX_WAIT))
-        };
-        if let Err(e) = self.scan_mio(timeout) {
-            // The shadow list is still the one before this dispatch: nothing was reported.
-            self.scan.clear();
-            return Err(e);
+            self.portable_dispatch(timeout, ready)
         }
-        // Step 3: the native scan of the ready list.
-        self.queued.clear();
-        self.requeue.clear();
-        let mut reported = 0;
-        for &Ready { fd, events } in &self.scan {
-            let st = &mut self.fds[fd as usize];
-            if reported == self.capacity {
-                // Not reached: stays queued, ahead of the re-queued fds.
-                st.queued = true;
-                self.queued.push(fd);
-            } else if events.is_empty() {
-                st.queued = false;
-            } else {
-                reported += 1;
-                // libevent's epoll ORs EV_ET into every report.
-                ready.push(Ready {
-                    fd,
-                    events: events | Events::ET,
-                });
-                st.queued = !st.interest.contains(Events::ET);
-                if st.queued {
-                    self.requeue.push(fd);
-                }
-            }
-        }
-        self.queued.extend_from_slice(&self.requeue);
-        if reported == self.capacity && self.capacity < MAX_EVENTS {
-            self.capacity *= 2;
-            self.events = mio::Events::with_capacity(self.capacity);
-        }
-        Ok(())
     }
 
     fn now(&mut self) -> Time {
