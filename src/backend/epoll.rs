@@ -34,7 +34,7 @@ mod imp {
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
     use super::super::signal::SignalState;
-    use super::super::sys::{self, real_signal_ops, real_socket_ops, syscall};
+    use super::super::sys::{self, epoll_mask, real_signal_ops, real_socket_ops, syscall};
     use super::*;
 
     /// libevent's `INITIAL_NEVENT`: the first size of the result array.
@@ -141,21 +141,6 @@ mod imp {
                 _ => Err(err),
             }
         }
-    }
-
-    /// READ→EPOLLIN, WRITE→EPOLLOUT, CLOSED→EPOLLRDHUP.
-    fn epoll_mask(ev: Events) -> u32 {
-        let mut mask = 0;
-        if ev.contains(Events::READ) {
-            mask |= libc::EPOLLIN;
-        }
-        if ev.contains(Events::WRITE) {
-            mask |= libc::EPOLLOUT;
-        }
-        if ev.contains(Events::CLOSED) {
-            mask |= libc::EPOLLRDHUP;
-        }
-        mask as u32
     }
 
     /// libevent's mapping of one epoll result: an error, or a hang-up nobody asked to see as

@@ -72,6 +72,8 @@ use mio::unix::SourceFd;
 use mio::{Interest, Poll, Token};
 
 use super::signal::SignalState;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+use super::sys::epoll_mask;
 use super::sys::{self, real_signal_ops, syscall};
 use super::{Backend, ConnectState, Features, ListenOptions, Ready, Resolution, Shutdown};
 use crate::event::{Events, Fd, Time};
@@ -286,27 +288,6 @@ impl MioBackend {
         } else {
             self.fds.get(fd as usize).map(|st| (fd, st.interest))
         }
-    }
-
-    /// Native mode's `del`: DEL when nothing remains (an fd already gone is fine), else MOD with
-    /// what remains, `EPOLLET` iff the removed event had `EV_ET`.
-    fn native_del(&mut self, fd: Fd, old: Events, removed: Events) -> io::Result<()> {
-        self.state(fd)?;
-        let remaining = old.io() & !removed.io();
-        if remaining.is_empty() {
-            self.state(fd)?.interest = Events::NONE;
-            return match self.poll.registry().deregister(&mut SourceFd(&fd)) {
-                Err(e) if gone(&e) => Ok(()),
-                other => other,
-            };
-        }
-        let mut interest = remaining;
-        if removed.contains(Events::ET) {
-            interest |= Events::ET;
-        }
-        self.epoll_register(fd, true, interest, interest.contains(Events::ET))?;
-        self.state(fd)?.interest = interest;
-        Ok(())
     }
 
     /// Native mode's `dispatch`: one wait in mio, whose events are the kernel's ready list in
@@ -579,22 +560,6 @@ fn mio_interest(ev: Events) -> Interest {
     }
 }
 
-/// Native epoll's mask (libevent's): READ→`EPOLLIN`, WRITE→`EPOLLOUT`, CLOSED→`EPOLLRDHUP`.
-#[cfg(any(target_os = "linux", target_os = "android"))]
-fn epoll_mask(ev: Events) -> u32 {
-    let mut mask = 0;
-    if ev.contains(Events::READ) {
-        mask |= libc::EPOLLIN;
-    }
-    if ev.contains(Events::WRITE) {
-        mask |= libc::EPOLLOUT;
-    }
-    if ev.contains(Events::CLOSED) {
-        mask |= libc::EPOLLRDHUP;
-    }
-    mask as u32
-}
-
 /// The `poll(2)` mask native epoll would watch: READ→`POLLIN`, WRITE→`POLLOUT`,
 /// CLOSED→`POLLRDHUP` (errors and hang-ups are always reported).
 fn poll_mask(ev: Events) -> libc::c_short {
@@ -702,17 +667,16 @@ impl Backend for MioBackend {
     }
 
     /// Deregisters the fd when nothing remains (and unqueues it), else registers what remains,
-    /// edge-triggered iff the removed event had `EV_ET` (libevent's epoll).
+    /// edge-triggered iff the removed event had `EV_ET` (libevent's epoll): in native mode a MOD
+    /// with native epoll's mask on mio's epoll instance, in the portable mode through mio.
     fn del(&mut self, fd: Fd, old: Events, removed: Events) -> io::Result<()> {
         if removed.io().is_empty() {
             return Ok(());
         }
-        if self.native {
-            return self.native_del(fd, old, removed);
-        }
         self.state(fd)?;
         let remaining = old.io() & !removed.io();
         if remaining.is_empty() {
+            // DEL (an fd already gone is fine); `queued` only matters in the portable mode.
             let st = self.state(fd)?;
             st.interest = Events::NONE;
             st.queued = false;
@@ -725,7 +689,11 @@ impl Backend for MioBackend {
         if removed.contains(Events::ET) {
             interest |= Events::ET;
         }
-        self.register(fd, true, interest)?;
+        if self.native {
+            self.epoll_register(fd, true, interest, interest.contains(Events::ET))?;
+        } else {
+            self.register(fd, true, interest)?;
+        }
         self.state(fd)?.interest = interest;
         Ok(())
     }

@@ -653,6 +653,25 @@ impl WeakRand {
     }
 }
 
+/// Native epoll's mask for an interest, as libevent's epoll backend builds it: READ→`EPOLLIN`,
+/// WRITE→`EPOLLOUT`, CLOSED→`EPOLLRDHUP` (the epoll backend and the mio backend's epoll
+/// registrations).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn epoll_mask(ev: crate::event::Events) -> u32 {
+    use crate::event::Events;
+    let mut mask = 0;
+    if ev.contains(Events::READ) {
+        mask |= libc::EPOLLIN;
+    }
+    if ev.contains(Events::WRITE) {
+        mask |= libc::EPOLLOUT;
+    }
+    if ev.contains(Events::CLOSED) {
+        mask |= libc::EPOLLRDHUP;
+    }
+    mask as u32
+}
+
 /// Closes every descriptor from 3 up that this process inherited, so that the next descriptor
 /// it opens is 3, as in a process started with only stdin, stdout and stderr.
 ///
