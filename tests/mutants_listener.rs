@@ -67,16 +67,21 @@ fn each_unsupported_option_is_refused() {
     assert!(!l.is_live(&b));
 }
 
-/// A handle prints as `Listener(index#generation)`.
+/// A handle prints as `Listener(index#generation)`; a freed listener's slot is reused with the
+/// next generation, and the old handle stays stale while the new one works.
 #[test]
-fn debug_names_index_and_generation() {
+fn handles_are_generation_checked() {
     let mut b = base();
     let l = Listener::bind(&mut b, loopback(), ListenerOptions::CLOSE_ON_FREE, -1, None).unwrap();
     assert_eq!(format!("{l:?}"), "Listener(0#0)");
+    assert!(l.is_live(&b));
     l.free(&mut b).unwrap();
     let l2 = Listener::bind(&mut b, loopback(), ListenerOptions::CLOSE_ON_FREE, -1, None).unwrap();
     assert_eq!(format!("{l2:?}"), "Listener(0#1)");
+    assert!(!l.is_live(&b) && l.fd(&b).is_err() && l.free(&mut b).is_err());
+    assert!(l2.is_live(&b) && l2.fd(&b).unwrap() >= 0);
     l2.free(&mut b).unwrap();
+    assert!(!l2.is_live(&b));
 }
 
 /// An accept loop that ends on EAGAIN (the normal end) calls no error callback and leaves the
@@ -111,4 +116,65 @@ fn the_normal_end_of_the_accept_loop_is_no_error() {
     assert_eq!((accepted.get(), errors.get()), (3, 0));
     l.free(&mut b).unwrap();
     assert_eq!(b.run(LoopFlags::NONBLOCK).unwrap(), LoopExit::NoEvents);
+}
+
+/// Dropping the base closes only what `CLOSE_ON_FREE` listeners own: a listener without it
+/// leaves its socket open (still listening: a client connects), one with it closes its socket.
+#[test]
+fn dropping_the_base_closes_only_owned_listening_sockets() {
+    let mut b = base();
+    let kept = Listener::bind(&mut b, loopback(), ListenerOptions::NONE, -1, None).unwrap();
+    let owned =
+        Listener::bind(&mut b, loopback(), ListenerOptions::CLOSE_ON_FREE, -1, None).unwrap();
+    let kept_fd = kept.fd(&b).unwrap();
+    let (kept_addr, owned_addr) = (
+        kept.local_addr(&mut b).unwrap(),
+        owned.local_addr(&mut b).unwrap(),
+    );
+    drop(b);
+    assert!(
+        TcpStream::connect(kept_addr).is_ok(),
+        "the caller's socket stays open"
+    );
+    assert!(
+        TcpStream::connect(owned_addr).is_err(),
+        "the owned socket is closed"
+    );
+    EpollBackend::new().unwrap().close(kept_fd).unwrap();
+}
+
+/// A listener freed inside its own accept callback is stale at once for every call, though its
+/// slot lives until the callback returns; then the loop ends and the owned socket is closed.
+#[test]
+fn freed_inside_its_callback_the_handle_is_stale_at_once() {
+    let mut b = base();
+    let results = Rc::new(Cell::new(None));
+    let r = results.clone();
+    let l = Listener::bind(
+        &mut b,
+        loopback(),
+        ListenerOptions::CLOSE_ON_FREE,
+        -1,
+        Some(Box::new(move |b: &mut Base<B>, lev: Listener, fd, _| {
+            b.backend_mut().close(fd).unwrap();
+            lev.free(b).unwrap();
+            r.set(Some([
+                lev.free(b).is_err(),
+                lev.enable(b).is_err(),
+                lev.disable(b).is_err(),
+                lev.set_cb(b, None).is_err(),
+                lev.set_error_cb(b, |_, _, _| {}).is_err(),
+                lev.fd(b).is_err(),
+                lev.event(b).is_err(),
+                !lev.is_live(b),
+            ]));
+        })),
+    )
+    .unwrap();
+    let addr = l.local_addr(&mut b).unwrap();
+    let _c1 = TcpStream::connect(addr).unwrap();
+    let _c2 = TcpStream::connect(addr).unwrap();
+    assert_eq!(b.dispatch().unwrap(), LoopExit::NoEvents);
+    assert_eq!(results.get(), Some([true; 8]));
+    assert!(TcpStream::connect(addr).is_err());
 }
