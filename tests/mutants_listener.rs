@@ -6,7 +6,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::rc::Rc;
 
 use evloop::backend::{Backend, EpollBackend, VirtualTime};
-use evloop::{Base, Listener, ListenerOptions, LoopExit, LoopFlags};
+use evloop::{Base, Count, Listener, ListenerOptions, LoopExit, LoopFlags};
 
 type B = VirtualTime<EpollBackend>;
 
@@ -177,4 +177,30 @@ fn freed_inside_its_callback_the_handle_is_stale_at_once() {
     assert_eq!(b.dispatch().unwrap(), LoopExit::NoEvents);
     assert_eq!(results.get(), Some([true; 8]));
     assert!(TcpStream::connect(addr).is_err());
+}
+
+/// `set_accept_cb` installs the callback, and on a disabled listener it does not start
+/// accepting: only `enable` does.
+#[test]
+fn set_accept_cb_on_a_disabled_listener_does_not_start_it() {
+    let mut b = base();
+    let opts = ListenerOptions::CLOSE_ON_FREE | ListenerOptions::DISABLED;
+    let l = Listener::bind(&mut b, loopback(), opts, -1, None).unwrap();
+    let accepted = Rc::new(Cell::new(0));
+    let a = accepted.clone();
+    l.set_accept_cb(&mut b, move |b, _, fd, _| {
+        a.set(a.get() + 1);
+        b.backend_mut().close(fd).unwrap();
+    })
+    .unwrap();
+    assert_eq!(b.num_events(Count::Added), 0);
+    let addr = l.local_addr(&mut b).unwrap();
+    let _c1 = TcpStream::connect(addr).unwrap();
+    assert_eq!(b.run(LoopFlags::NONBLOCK).unwrap(), LoopExit::NoEvents);
+    assert_eq!(accepted.get(), 0);
+    l.enable(&mut b).unwrap();
+    assert_eq!(b.num_events(Count::Added), 1);
+    b.run(LoopFlags::NONBLOCK).unwrap();
+    assert_eq!(accepted.get(), 1);
+    l.free(&mut b).unwrap();
 }
