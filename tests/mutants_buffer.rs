@@ -1,0 +1,34 @@
+//! EvBuffer (src/buffer.rs): tests written to kill mutants that `cargo mutants -f src/buffer.rs`
+//! left alive (docs/mutation-testing.md).
+
+use evloop::EvBuffer;
+
+/// Small appends share the last chunk while it has room (as `evbuffer_add` fills the last
+/// chain): two adds are one contiguous run.
+#[test]
+fn small_appends_fill_the_last_chunk() {
+    let mut b = EvBuffer::new();
+    b.add(b"abc").unwrap();
+    b.add(b"def").unwrap();
+    assert_eq!(b.contiguous_space(), 6);
+    assert_eq!(b.chunks().collect::<Vec<_>>(), vec![&b"abcdef"[..]]);
+}
+
+/// Moving part of a chunk leaves exactly the rest in the source, whatever its offset.
+#[test]
+fn remove_buffer_of_part_of_a_chunk_leaves_the_rest() {
+    let mut src = EvBuffer::from_bytes(b"hello world");
+    let mut dst = EvBuffer::new();
+    assert_eq!(src.remove_buffer(&mut dst, 5).unwrap(), 5);
+    assert_eq!(
+        (src.to_vec(), dst.to_vec()),
+        (b" world".to_vec(), b"hello".to_vec())
+    );
+    // Now the source's chunk starts at an offset: move part of it again.
+    assert_eq!(src.remove_buffer(&mut dst, 3).unwrap(), 3);
+    assert_eq!(
+        (src.to_vec(), dst.to_vec()),
+        (b"rld".to_vec(), b"hello wo".to_vec())
+    );
+    assert_eq!((src.len(), dst.len()), (3, 8));
+}
