@@ -1,6 +1,8 @@
 //! EvBuffer (src/buffer.rs): tests written to kill mutants that `cargo mutants -f src/buffer.rs`
 //! left alive (docs/mutation-testing.md).
 
+use evloop::backend::{Backend, EpollBackend};
+use evloop::buffer::MAX_READ;
 use evloop::EvBuffer;
 
 /// Small appends share the last chunk while it has room (as `evbuffer_add` fills the last
@@ -31,4 +33,22 @@ fn remove_buffer_of_part_of_a_chunk_leaves_the_rest() {
         (b"rld".to_vec(), b"hello wo".to_vec())
     );
     assert_eq!((src.len(), dst.len()), (3, 8));
+}
+
+/// A read that fits exactly in the room left in the last chunk goes there: the first read
+/// (up to `MAX_READ`) allocates a chunk of `MAX_READ` bytes, the second asks for exactly the
+/// rest, and both reads stay one contiguous run.
+#[test]
+fn a_read_that_fits_the_room_exactly_uses_it() {
+    let mut be = EpollBackend::new().unwrap();
+    let (a, c) = be.socketpair().unwrap();
+    let mut b = EvBuffer::new();
+    assert_eq!(be.write(c, b"hello").unwrap(), 5);
+    assert_eq!(b.read_from(&mut be, a, None).unwrap(), 5);
+    assert_eq!(be.write(c, b"abc").unwrap(), 3);
+    assert_eq!(b.read_from(&mut be, a, Some(MAX_READ - 5)).unwrap(), 3);
+    assert_eq!(b.contiguous_space(), 8);
+    assert_eq!(b.to_vec(), b"helloabc");
+    be.close(a).unwrap();
+    be.close(c).unwrap();
 }
