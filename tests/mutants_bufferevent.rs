@@ -3,8 +3,9 @@
 
 mod util;
 
+use evloop::backend::Backend;
 use evloop::backend::{EpollBackend, VirtualTime};
-use evloop::{Base, BevOptions, BufferEvent, Events, LoopExit};
+use evloop::{Base, BevOptions, BufferEvent, Events, LoopExit, LoopFlags};
 
 use util::*;
 
@@ -44,4 +45,64 @@ fn pair_transfer_arms_the_write_timeout_only_with_output_waiting() {
         };
         assert_eq!(log.joined(), expected, "with_output={with_output}");
     }
+}
+
+/// A socket bufferevent woken for a read that finds no data (another event on the same fd, at a
+/// more urgent priority, drained it first) takes the EAGAIN quietly: no callback, still reading.
+#[test]
+fn a_read_that_would_block_is_no_error() {
+    let log = Log::default();
+    let mut b = base();
+    b.priority_init(2).unwrap();
+    let (s0, s1) = b.backend_mut().socketpair().unwrap();
+    let bev = BufferEvent::socket_new(&mut b, s0, BevOptions::NONE).unwrap();
+    assert_eq!(bev.priority(&b).unwrap(), 1);
+    let l = log.clone();
+    bev.set_eventcb(&mut b, move |_, _, what| l.push(format!("event {what}")))
+        .unwrap();
+    let l = log.clone();
+    bev.set_readcb(&mut b, move |_, _| l.push("read")).unwrap();
+    bev.enable(&mut b, Events::READ).unwrap();
+    let l = log.clone();
+    let thief = b
+        .event_new(s0, Events::READ, move |b, _, _| {
+            let mut buf = [0u8; 16];
+            let n = b.backend_mut().read(s0, &mut buf).unwrap();
+            l.push(format!("thief {n}"));
+        })
+        .unwrap();
+    b.priority_set(thief, 0).unwrap();
+    b.add(thief, None).unwrap();
+    assert_eq!(b.backend_mut().write(s1, b"data").unwrap(), 4);
+    b.run(LoopFlags::NONBLOCK | LoopFlags::ONCE).unwrap();
+    assert_eq!(log.joined(), "thief 4");
+    assert!(bev.enabled(&b).unwrap().contains(Events::READ));
+    assert_eq!(bev.error(&b).unwrap().map(|e| e.kind()), None);
+    bev.free(&mut b).unwrap();
+    b.backend_mut().close(s0).unwrap();
+    b.backend_mut().close(s1).unwrap();
+}
+
+/// Connecting a bufferevent whose socket cannot connect to an IPv4 address (a Unix socket)
+/// fails at once with the error, as `bufferevent_socket_connect` returns -1; no event callback
+/// is scheduled (only ECONNREFUSED takes the deferred-callback path).
+#[test]
+fn a_connect_error_other_than_refused_is_returned() {
+    let log = Log::default();
+    let mut b = base();
+    let (s0, s1) = b.backend_mut().socketpair().unwrap();
+    let bev = BufferEvent::socket_new(&mut b, s0, BevOptions::NONE).unwrap();
+    let l = log.clone();
+    bev.set_eventcb(&mut b, move |_, _, what| l.push(format!("event {what}")))
+        .unwrap();
+    let r = bev.socket_connect(&mut b, "127.0.0.1:9".parse().unwrap());
+    assert!(
+        matches!(&r, Err(evloop::Error::Io(e)) if e.kind() != std::io::ErrorKind::ConnectionRefused),
+        "{r:?}"
+    );
+    b.run(LoopFlags::NONBLOCK).unwrap();
+    assert_eq!(log.joined(), "");
+    bev.free(&mut b).unwrap();
+    b.backend_mut().close(s0).unwrap();
+    b.backend_mut().close(s1).unwrap();
 }
