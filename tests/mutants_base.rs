@@ -65,3 +65,17 @@ fn callback_hook_kinds() {
     b.backend_mut().close(s0).unwrap();
     b.backend_mut().close(s1).unwrap();
 }
+
+/// `event_base_get_method`: the backend's name.
+#[test]
+fn method_names_the_backend() {
+    assert_eq!(base().method(), "epoll");
+    assert_eq!(
+        Base::new(evloop::backend::PollBackend::new().unwrap()).method(),
+        "poll"
+    );
+    assert_eq!(
+        Base::new(evloop::backend::SelectBackend::new().unwrap()).method(),
+        "select"
+    );
+}
