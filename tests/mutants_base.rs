@@ -43,6 +43,11 @@ fn callback_hook_kinds() {
     let timer = b.timer_new(|_, _, _| {}).unwrap();
     let io = b.event_new(s0, Events::READ, |_, _, _| {}).unwrap();
     let fd_timeout = b.event_new(s1, Events::NONE, |_, _, _| {}).unwrap();
+    // `evtimer_new` is `event_new(-1, 0, …)`.
+    assert_eq!(
+        (b.fd_of(timer).unwrap(), b.events_of(timer).unwrap()),
+        (-1, Events::NONE)
+    );
     b.add(timer, Some(ms(10))).unwrap();
     b.add(fd_timeout, Some(ms(20))).unwrap();
     b.add(io, None).unwrap();
