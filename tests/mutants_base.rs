@@ -84,3 +84,72 @@ fn method_names_the_backend() {
         "select"
     );
 }
+
+/// `event_base_once` with READ|TIMEOUT is an fd event with a timeout, not a pure timer: the
+/// readable fd wins at once. Only TIMEOUT alone makes a timer.
+#[test]
+fn once_with_io_and_timeout_waits_for_the_fd() {
+    let log = Log::default();
+    let mut b = base();
+    let (s0, s1) = b.backend_mut().socketpair().unwrap();
+    assert_eq!(b.backend_mut().write(s1, b"x").unwrap(), 1);
+    for (name, events) in [
+        ("r", Events::READ | Events::TIMEOUT),
+        ("w", Events::WRITE | Events::TIMEOUT),
+        ("t", Events::TIMEOUT),
+    ] {
+        let l = log.clone();
+        b.once(s0, events, Some(ms(100)), move |b, what| {
+            l.push(format!("{name}({what}){}", at(b)))
+        })
+        .unwrap();
+    }
+    assert_eq!(b.dispatch().unwrap(), LoopExit::NoEvents);
+    // Events on one fd run most recently added first, as libevent inserts at the list head.
+    assert_eq!(log.joined(), "w(W)@0 r(R)@0 t(T)@100");
+    b.backend_mut().close(s0).unwrap();
+    b.backend_mut().close(s1).unwrap();
+}
+
+/// `event_callback_activate_later_` reports whether it scheduled: not again while the callback
+/// waits for the next iteration; it then runs once.
+#[test]
+fn callback_activate_later_only_once() {
+    let log = Log::default();
+    let mut b = base();
+    let l = log.clone();
+    let cb = b.callback_new(move |_, _| l.push("cb"));
+    assert!(b.callback_activate_later(cb).unwrap());
+    assert!(!b.callback_activate_later(cb).unwrap());
+    b.run(evloop::LoopFlags::NONBLOCK).unwrap();
+    assert_eq!(log.joined(), "cb");
+}
+
+/// `event_deferred_cb_schedule_` past the per-iteration budget puts callbacks on the
+/// active-later queue and still reports them as newly scheduled; scheduling any of them again
+/// reports false. Every callback then runs exactly once, in order.
+#[test]
+fn deferred_schedule_past_the_budget_reports_new_schedulings() {
+    let log = Log::default();
+    let mut b = base();
+    let n = evloop::MAX_DEFERREDS_QUEUED as usize + 8;
+    let ids: Vec<_> = (0..n)
+        .map(|i| {
+            let l = log.clone();
+            b.callback_new(move |_, _| l.push(i.to_string()))
+        })
+        .collect();
+    let first: Vec<bool> = ids
+        .iter()
+        .map(|&id| b.deferred_schedule(id).unwrap())
+        .collect();
+    assert_eq!(first, vec![true; n]);
+    let again: Vec<bool> = ids
+        .iter()
+        .map(|&id| b.deferred_schedule(id).unwrap())
+        .collect();
+    assert_eq!(again, vec![false; n]);
+    b.run(evloop::LoopFlags::NONBLOCK).unwrap();
+    let expected: Vec<String> = (0..n).map(|i| i.to_string()).collect();
+    assert_eq!(log.take(), expected);
+}
