@@ -1,6 +1,9 @@
 //! EvBuffer (src/buffer.rs): tests written to kill mutants that `cargo mutants -f src/buffer.rs`
 //! left alive (docs/mutation-testing.md).
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use evloop::backend::{Backend, EpollBackend};
 use evloop::buffer::MAX_READ;
 use evloop::EvBuffer;
@@ -33,6 +36,30 @@ fn remove_buffer_of_part_of_a_chunk_leaves_the_rest() {
         (b"rld".to_vec(), b"hello wo".to_vec())
     );
     assert_eq!((src.len(), dst.len()), (3, 8));
+}
+
+/// Moving a whole chunk and part of the next reports every moved byte to the destination's
+/// callbacks, in one report: the whole chunk's bytes and the copied part's.
+#[test]
+fn remove_buffer_reports_whole_chunks_and_the_part_to_the_destination() {
+    // A prepend that finds no room before the first chunk starts a new one: two chunks.
+    let mut src = EvBuffer::from_bytes(b"world");
+    src.prepend(b"hello ").unwrap();
+    assert_eq!(
+        src.chunks().collect::<Vec<_>>(),
+        vec![&b"hello "[..], &b"world"[..]]
+    );
+    let mut dst = EvBuffer::from_bytes(b">");
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let s = seen.clone();
+    dst.add_cb(move |_, info| {
+        s.borrow_mut()
+            .push((info.orig_size, info.n_added, info.n_deleted))
+    });
+    assert_eq!(src.remove_buffer(&mut dst, 8).unwrap(), 8);
+    assert_eq!(dst.to_vec(), b">hello wo");
+    assert_eq!(src.to_vec(), b"rld");
+    assert_eq!(*seen.borrow(), vec![(1, 8, 0)]);
 }
 
 /// A read that fits exactly in the room left in the last chunk goes there: the first read
