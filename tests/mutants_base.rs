@@ -153,3 +153,14 @@ fn deferred_schedule_past_the_budget_reports_new_schedulings() {
     let expected: Vec<String> = (0..n).map(|i| i.to_string()).collect();
     assert_eq!(log.take(), expected);
 }
+
+/// A backend error keeps the `io::Error` as its `source()`; the reactor's own errors have none.
+#[test]
+fn only_backend_errors_have_a_source() {
+    use std::error::Error as _;
+    let io = evloop::Error::Io(std::io::Error::new(std::io::ErrorKind::NotFound, "gone"));
+    let source = io.source().expect("an Io error has a source");
+    assert_eq!(source.to_string(), "gone");
+    assert!(evloop::Error::StaleId.source().is_none());
+    assert!(evloop::Error::Invalid("x").source().is_none());
+}
