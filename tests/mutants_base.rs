@@ -164,3 +164,27 @@ fn only_backend_errors_have_a_source() {
     assert!(evloop::Error::StaleId.source().is_none());
     assert!(evloop::Error::Invalid("x").source().is_none());
 }
+
+/// Deleting another signal event that is active with calls pending (made active by hand, not
+/// running) does not cut the running signal callback's repetitions: in libevent only the event
+/// whose closure runs has `ev_pncalls` set.
+#[test]
+fn deleting_another_pending_signal_event_keeps_the_running_repetitions() {
+    let log = Log::default();
+    let mut b = base();
+    let l = log.clone();
+    let x = b.signal_new(10, move |_, _, _| l.push("x")).unwrap();
+    let l = log.clone();
+    let y = b
+        .signal_new(12, move |b, _, _| {
+            l.push("y");
+            b.del(x).unwrap();
+        })
+        .unwrap();
+    b.active(y, Events::SIGNAL, 3).unwrap();
+    b.active(x, Events::SIGNAL, 3).unwrap();
+    b.run(evloop::LoopFlags::NONBLOCK).unwrap();
+    assert_eq!(log.joined(), "y y y");
+    b.free(x).unwrap();
+    b.free(y).unwrap();
+}
