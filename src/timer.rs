@@ -183,6 +183,54 @@ mod tests {
         }
     }
 
+    /// The accessors (used by the reactor and its tests) follow pushes, pops and erasures.
+    #[test]
+    fn accessors_follow_membership() {
+        let mut h = TimerHeap::new();
+        assert_eq!((h.len(), h.is_empty(), h.top()), (0, true, None));
+        assert!(!h.contains(0));
+        assert_eq!(h.key(0), None);
+        assert!(!h.erase(0));
+        h.push(3, Time(30));
+        h.push(1, Time(10));
+        h.push(2, Time(20));
+        assert_eq!(
+            (h.len(), h.is_empty(), h.top()),
+            (3, false, Some((Time(10), 1)))
+        );
+        // Id 0 is inside the position index but absent; id 7 is past its end.
+        assert!(h.contains(3) && !h.contains(0) && !h.contains(7));
+        assert_eq!((h.key(2), h.key(0), h.key(7)), (Some(Time(20)), None, None));
+        assert!(h.erase(1));
+        assert!(!h.erase(1) && !h.contains(1));
+        assert_eq!((h.len(), h.top()), (2, Some((Time(20), 2))));
+        assert_eq!(h.pop(), Some((Time(20), 2)));
+        assert_eq!(h.pop(), Some((Time(30), 3)));
+        assert_eq!((h.pop(), h.len(), h.is_empty()), (None, 0, true));
+        assert!(!h.contains(3));
+    }
+
+    /// `check_invariants` accepts equal keys on a parent and its child, and rejects a child
+    /// smaller than its parent, a stale position index and an id marked present that is not.
+    #[test]
+    fn check_invariants_rejects_broken_heaps() {
+        let mut h = TimerHeap::new();
+        h.push(0, Time(5));
+        h.push(1, Time(5));
+        h.push(2, Time(7));
+        assert_eq!(h.p, vec![(Time(5), 0), (Time(5), 1), (Time(7), 2)]);
+        assert!(h.check_invariants());
+        let mut bad = h.clone();
+        bad.p[2].0 = Time(1);
+        assert!(!bad.check_invariants());
+        let mut bad = h.clone();
+        bad.pos.swap(0, 1);
+        assert!(!bad.check_invariants());
+        let mut bad = h.clone();
+        bad.pos.push(0);
+        assert!(!bad.check_invariants());
+    }
+
     /// A direct transcription of the C algorithm over a plain array, used as the model.
     #[derive(Default)]
     struct Model {

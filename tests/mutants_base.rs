@@ -1,0 +1,190 @@
+//! The reactor (src/base.rs) on epoll under virtual time: tests written to kill mutants that
+//! `cargo mutants -f src/base.rs` left alive (docs/mutation-testing.md).
+
+mod util;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use evloop::backend::{Backend, EpollBackend, VirtualTime};
+use evloop::{Base, CallbackKind, Events, LoopExit};
+
+use util::*;
+
+type B = VirtualTime<EpollBackend>;
+
+fn base() -> Base<B> {
+    Base::new(VirtualTime::new(EpollBackend::new().unwrap()))
+}
+
+/// libevent's return codes of `event_base_loop`: 0 when it was done, 1 with no events.
+#[test]
+fn loop_exit_codes_are_libevents() {
+    assert_eq!((LoopExit::Done.code(), LoopExit::NoEvents.code()), (0, 1));
+    let mut b = base();
+    let t = b.timer_new(|_, _, _| {}).unwrap();
+    b.add(t, Some(ms(5))).unwrap();
+    let exit = b.dispatch().unwrap();
+    assert_eq!((exit, exit.code()), (LoopExit::NoEvents, 1));
+}
+
+/// The callback hook sees a timer as `Timer`, an fd event that fired for READ as `Io`, and an
+/// event with an fd but no READ/WRITE/CLOSED interest (a timeout only) as `Timer`; each
+/// callback is announced before (true) and after (false) it runs.
+#[test]
+fn callback_hook_kinds() {
+    let mut b = base();
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let s = seen.clone();
+    b.set_callback_hook(Some(Box::new(move |info, before| {
+        s.borrow_mut().push((info.kind, info.fd, before));
+    })));
+    let (s0, s1) = b.backend_mut().socketpair().unwrap();
+    let timer = b.timer_new(|_, _, _| {}).unwrap();
+    let io = b.event_new(s0, Events::READ, |_, _, _| {}).unwrap();
+    let fd_timeout = b.event_new(s1, Events::NONE, |_, _, _| {}).unwrap();
+    // `evtimer_new` is `event_new(-1, 0, …)`.
+    assert_eq!(
+        (b.fd_of(timer).unwrap(), b.events_of(timer).unwrap()),
+        (-1, Events::NONE)
+    );
+    b.add(timer, Some(ms(10))).unwrap();
+    b.add(fd_timeout, Some(ms(20))).unwrap();
+    b.add(io, None).unwrap();
+    assert_eq!(b.backend_mut().write(s1, b"x").unwrap(), 1);
+    assert_eq!(b.dispatch().unwrap(), LoopExit::NoEvents);
+    assert_eq!(
+        *seen.borrow(),
+        vec![
+            (CallbackKind::Io, s0, true),
+            (CallbackKind::Io, s0, false),
+            (CallbackKind::Timer, -1, true),
+            (CallbackKind::Timer, -1, false),
+            (CallbackKind::Timer, s1, true),
+            (CallbackKind::Timer, s1, false),
+        ]
+    );
+    for ev in [timer, io, fd_timeout] {
+        b.free(ev).unwrap();
+    }
+    b.backend_mut().close(s0).unwrap();
+    b.backend_mut().close(s1).unwrap();
+}
+
+/// `event_base_get_method`: the backend's name.
+#[test]
+fn method_names_the_backend() {
+    assert_eq!(base().method(), "epoll");
+    assert_eq!(
+        Base::new(evloop::backend::PollBackend::new().unwrap()).method(),
+        "poll"
+    );
+    assert_eq!(
+        Base::new(evloop::backend::SelectBackend::new().unwrap()).method(),
+        "select"
+    );
+}
+
+/// `event_base_once` with READ|TIMEOUT is an fd event with a timeout, not a pure timer: the
+/// readable fd wins at once. Only TIMEOUT alone makes a timer.
+#[test]
+fn once_with_io_and_timeout_waits_for_the_fd() {
+    let log = Log::default();
+    let mut b = base();
+    let (s0, s1) = b.backend_mut().socketpair().unwrap();
+    assert_eq!(b.backend_mut().write(s1, b"x").unwrap(), 1);
+    for (name, events) in [
+        ("r", Events::READ | Events::TIMEOUT),
+        ("w", Events::WRITE | Events::TIMEOUT),
+        ("t", Events::TIMEOUT),
+    ] {
+        let l = log.clone();
+        b.once(s0, events, Some(ms(100)), move |b, what| {
+            l.push(format!("{name}({what}){}", at(b)))
+        })
+        .unwrap();
+    }
+    assert_eq!(b.dispatch().unwrap(), LoopExit::NoEvents);
+    // Events on one fd run most recently added first, as libevent inserts at the list head.
+    assert_eq!(log.joined(), "w(W)@0 r(R)@0 t(T)@100");
+    b.backend_mut().close(s0).unwrap();
+    b.backend_mut().close(s1).unwrap();
+}
+
+/// `event_callback_activate_later_` reports whether it scheduled: not again while the callback
+/// waits for the next iteration; it then runs once.
+#[test]
+fn callback_activate_later_only_once() {
+    let log = Log::default();
+    let mut b = base();
+    let l = log.clone();
+    let cb = b.callback_new(move |_, _| l.push("cb"));
+    assert!(b.callback_activate_later(cb).unwrap());
+    assert!(!b.callback_activate_later(cb).unwrap());
+    b.run(evloop::LoopFlags::NONBLOCK).unwrap();
+    assert_eq!(log.joined(), "cb");
+}
+
+/// `event_deferred_cb_schedule_` past the per-iteration budget puts callbacks on the
+/// active-later queue and still reports them as newly scheduled; scheduling any of them again
+/// reports false. Every callback then runs exactly once, in order.
+#[test]
+fn deferred_schedule_past_the_budget_reports_new_schedulings() {
+    let log = Log::default();
+    let mut b = base();
+    let n = evloop::MAX_DEFERREDS_QUEUED as usize + 8;
+    let ids: Vec<_> = (0..n)
+        .map(|i| {
+            let l = log.clone();
+            b.callback_new(move |_, _| l.push(i.to_string()))
+        })
+        .collect();
+    let first: Vec<bool> = ids
+        .iter()
+        .map(|&id| b.deferred_schedule(id).unwrap())
+        .collect();
+    assert_eq!(first, vec![true; n]);
+    let again: Vec<bool> = ids
+        .iter()
+        .map(|&id| b.deferred_schedule(id).unwrap())
+        .collect();
+    assert_eq!(again, vec![false; n]);
+    b.run(evloop::LoopFlags::NONBLOCK).unwrap();
+    let expected: Vec<String> = (0..n).map(|i| i.to_string()).collect();
+    assert_eq!(log.take(), expected);
+}
+
+/// A backend error keeps the `io::Error` as its `source()`; the reactor's own errors have none.
+#[test]
+fn only_backend_errors_have_a_source() {
+    use std::error::Error as _;
+    let io = evloop::Error::Io(std::io::Error::new(std::io::ErrorKind::NotFound, "gone"));
+    let source = io.source().expect("an Io error has a source");
+    assert_eq!(source.to_string(), "gone");
+    assert!(evloop::Error::StaleId.source().is_none());
+    assert!(evloop::Error::Invalid("x").source().is_none());
+}
+
+/// Deleting another signal event that is active with calls pending (made active by hand, not
+/// running) does not cut the running signal callback's repetitions: in libevent only the event
+/// whose closure runs has `ev_pncalls` set.
+#[test]
+fn deleting_another_pending_signal_event_keeps_the_running_repetitions() {
+    let log = Log::default();
+    let mut b = base();
+    let l = log.clone();
+    let x = b.signal_new(10, move |_, _, _| l.push("x")).unwrap();
+    let l = log.clone();
+    let y = b
+        .signal_new(12, move |b, _, _| {
+            l.push("y");
+            b.del(x).unwrap();
+        })
+        .unwrap();
+    b.active(y, Events::SIGNAL, 3).unwrap();
+    b.active(x, Events::SIGNAL, 3).unwrap();
+    b.run(evloop::LoopFlags::NONBLOCK).unwrap();
+    assert_eq!(log.joined(), "y y y");
+    b.free(x).unwrap();
+    b.free(y).unwrap();
+}

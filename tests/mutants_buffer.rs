@@ -1,0 +1,81 @@
+//! EvBuffer (src/buffer.rs): tests written to kill mutants that `cargo mutants -f src/buffer.rs`
+//! left alive (docs/mutation-testing.md).
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use evloop::backend::{Backend, EpollBackend};
+use evloop::buffer::MAX_READ;
+use evloop::EvBuffer;
+
+/// Small appends share the last chunk while it has room (as `evbuffer_add` fills the last
+/// chain): two adds are one contiguous run.
+#[test]
+fn small_appends_fill_the_last_chunk() {
+    let mut b = EvBuffer::new();
+    b.add(b"abc").unwrap();
+    b.add(b"def").unwrap();
+    assert_eq!(b.contiguous_space(), 6);
+    assert_eq!(b.chunks().collect::<Vec<_>>(), vec![&b"abcdef"[..]]);
+}
+
+/// Moving part of a chunk leaves exactly the rest in the source, whatever its offset.
+#[test]
+fn remove_buffer_of_part_of_a_chunk_leaves_the_rest() {
+    let mut src = EvBuffer::from_bytes(b"hello world");
+    let mut dst = EvBuffer::new();
+    assert_eq!(src.remove_buffer(&mut dst, 5).unwrap(), 5);
+    assert_eq!(
+        (src.to_vec(), dst.to_vec()),
+        (b" world".to_vec(), b"hello".to_vec())
+    );
+    // Now the source's chunk starts at an offset: move part of it again.
+    assert_eq!(src.remove_buffer(&mut dst, 3).unwrap(), 3);
+    assert_eq!(
+        (src.to_vec(), dst.to_vec()),
+        (b"rld".to_vec(), b"hello wo".to_vec())
+    );
+    assert_eq!((src.len(), dst.len()), (3, 8));
+}
+
+/// Moving a whole chunk and part of the next reports every moved byte to the destination's
+/// callbacks, in one report: the whole chunk's bytes and the copied part's.
+#[test]
+fn remove_buffer_reports_whole_chunks_and_the_part_to_the_destination() {
+    // A prepend that finds no room before the first chunk starts a new one: two chunks.
+    let mut src = EvBuffer::from_bytes(b"world");
+    src.prepend(b"hello ").unwrap();
+    assert_eq!(
+        src.chunks().collect::<Vec<_>>(),
+        vec![&b"hello "[..], &b"world"[..]]
+    );
+    let mut dst = EvBuffer::from_bytes(b">");
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let s = seen.clone();
+    dst.add_cb(move |_, info| {
+        s.borrow_mut()
+            .push((info.orig_size, info.n_added, info.n_deleted))
+    });
+    assert_eq!(src.remove_buffer(&mut dst, 8).unwrap(), 8);
+    assert_eq!(dst.to_vec(), b">hello wo");
+    assert_eq!(src.to_vec(), b"rld");
+    assert_eq!(*seen.borrow(), vec![(1, 8, 0)]);
+}
+
+/// A read that fits exactly in the room left in the last chunk goes there: the first read
+/// (up to `MAX_READ`) allocates a chunk of `MAX_READ` bytes, the second asks for exactly the
+/// rest, and both reads stay one contiguous run.
+#[test]
+fn a_read_that_fits_the_room_exactly_uses_it() {
+    let mut be = EpollBackend::new().unwrap();
+    let (a, c) = be.socketpair().unwrap();
+    let mut b = EvBuffer::new();
+    assert_eq!(be.write(c, b"hello").unwrap(), 5);
+    assert_eq!(b.read_from(&mut be, a, None).unwrap(), 5);
+    assert_eq!(be.write(c, b"abc").unwrap(), 3);
+    assert_eq!(b.read_from(&mut be, a, Some(MAX_READ - 5)).unwrap(), 3);
+    assert_eq!(b.contiguous_space(), 8);
+    assert_eq!(b.to_vec(), b"helloabc");
+    be.close(a).unwrap();
+    be.close(c).unwrap();
+}
