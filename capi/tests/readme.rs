@@ -5,36 +5,11 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
+#[path = "../scan.rs"]
+mod scan;
+
 fn implemented(dir: &Path) -> BTreeSet<String> {
-    let mut set = BTreeSet::new();
-    for e in std::fs::read_dir(dir.join("src")).expect("src") {
-        let p = e.expect("entry").path();
-        let text = std::fs::read_to_string(&p).unwrap_or_default();
-        let is_c = p.extension().is_some_and(|x| x == "c");
-        for line in text.lines() {
-            let rest = if is_c {
-                if line.starts_with(char::is_whitespace) || line.trim_end().ends_with(';') {
-                    continue;
-                }
-                match line.split_once(' ') {
-                    Some((_, r)) => r.trim_start_matches('*'),
-                    None => continue,
-                }
-            } else {
-                match line.find("fn ") {
-                    Some(i) => &line[i + 3..],
-                    None => continue,
-                }
-            };
-            let name: String = rest
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .collect();
-            if !name.is_empty() && rest[name.len()..].starts_with('(') {
-                set.insert(name);
-            }
-        }
-    }
+    let set = scan::defined_functions(&dir.join("src"));
     let exports = std::fs::read_to_string(dir.join("symbols/libevent-2.1.so.7.txt")).expect("list");
     let libevent: BTreeSet<String> = exports
         .lines()
