@@ -106,3 +106,82 @@ fn a_connect_error_other_than_refused_is_returned() {
     b.backend_mut().close(s0).unwrap();
     b.backend_mut().close(s1).unwrap();
 }
+
+/// Draining below the read high watermark lifts the watermark's suspension, but does not start
+/// reading again when the user disabled READ meanwhile (`bufferevent_unsuspend_read_` enables
+/// only an enabled direction): the peer's remaining bytes stay in the socket.
+#[test]
+fn unsuspending_a_disabled_read_does_not_resume_it() {
+    let mut b = base();
+    let (s0, s1) = b.backend_mut().socketpair().unwrap();
+    let bev = BufferEvent::socket_new(&mut b, s0, BevOptions::NONE).unwrap();
+    bev.setwatermark(&mut b, Events::READ, 0, 4).unwrap();
+    bev.enable(&mut b, Events::READ).unwrap();
+    assert_eq!(b.backend_mut().write(s1, b"0123456789").unwrap(), 10);
+    b.run(LoopFlags::NONBLOCK).unwrap();
+    assert_eq!(
+        bev.input(&b).unwrap().len(),
+        4,
+        "the watermark stops reading at 4"
+    );
+    bev.disable(&mut b, Events::READ).unwrap();
+    bev.drain(&mut b, 4).unwrap();
+    b.run(LoopFlags::NONBLOCK).unwrap();
+    assert_eq!(
+        bev.input(&b).unwrap().len(),
+        0,
+        "reading resumed while disabled"
+    );
+    // enabled again, the rest arrives
+    bev.enable(&mut b, Events::READ).unwrap();
+    b.run(LoopFlags::NONBLOCK).unwrap();
+    assert_eq!(bev.input(&b).unwrap().len(), 4);
+}
+
+/// A socket bufferevent's write timeout set while output is stuck (the peer never reads) fires
+/// 100 ms after the call, at the exact virtual time.
+#[test]
+fn a_socket_write_timeout_set_with_output_stuck_fires() {
+    let log = Log::default();
+    let mut b = base();
+    let (s0, _s1) = b.backend_mut().socketpair().unwrap();
+    let bev = BufferEvent::socket_new(&mut b, s0, BevOptions::NONE).unwrap();
+    let l = log.clone();
+    bev.set_eventcb(&mut b, move |b, _, what| l.push(format!("{what}{}", at(b))))
+        .unwrap();
+    // more than an AF_UNIX socketpair holds: the peer never reads, so output stays waiting
+    bev.write(&mut b, &vec![b'x'; 1 << 20]).unwrap();
+    bev.enable(&mut b, Events::WRITE).unwrap();
+    b.run(LoopFlags::NONBLOCK).unwrap();
+    assert!(!bev.output(&b).unwrap().is_empty());
+    b.backend_mut().advance(ms(50));
+    bev.set_timeouts(&mut b, None, Some(ms(100))).unwrap();
+    b.loopexit(Some(ms(300))).unwrap();
+    b.dispatch().unwrap();
+    assert_eq!(log.joined(), "WRITING|TIMEOUT@150");
+}
+
+/// For a pair, setting the timeouts while writing is enabled, not suspended and output is
+/// waiting arms the write timeout (`bufferevent_generic_adj_timeouts_`): the partner does not
+/// read, so the output times out 100 ms after the call.
+#[test]
+fn a_pair_write_timeout_set_with_output_waiting_fires() {
+    let log = Log::default();
+    let mut b = base();
+    let (x, y) = BufferEvent::pair_new(&mut b, BevOptions::NONE).unwrap();
+    let l = log.clone();
+    y.set_eventcb(&mut b, move |b, _, what| {
+        l.push(format!("y {what}{}", at(b)))
+    })
+    .unwrap();
+    y.enable(&mut b, Events::WRITE).unwrap();
+    y.write(&mut b, b"pending").unwrap();
+    b.run(LoopFlags::NONBLOCK).unwrap();
+    assert_eq!(y.output(&b).unwrap().len(), 7, "x does not read");
+    assert!(!x.enabled(&b).unwrap().contains(Events::READ));
+    b.backend_mut().advance(ms(50));
+    y.set_timeouts(&mut b, None, Some(ms(100))).unwrap();
+    b.loopexit(Some(ms(300))).unwrap();
+    b.dispatch().unwrap();
+    assert_eq!(log.joined(), "y WRITING|TIMEOUT@150");
+}
