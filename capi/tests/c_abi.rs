@@ -221,17 +221,22 @@ struct Run {
     code: Option<i32>,
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+/// `n` distinct free ports: all `n` listeners are held until every port is chosen, so the
+/// servers started in parallel never get the same one (a port released by one `bind(:0)` may be
+/// handed out again by the next; a second server then fails to listen and its clients reach the
+/// first server, which resets them when it exits).
+fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("a free port"))
+        .collect();
+    held.iter()
+        .map(|l| l.local_addr().expect("its address").port())
+        .collect()
 }
 
 /// Starts `exe PORT` with `env`, talks to it with `clients` connections (each reads to EOF),
 /// sends SIGINT, and waits for the exit.
-fn serve(exe: &Path, env: &[(&str, &std::ffi::OsStr)], clients: usize) -> Run {
-    let port = free_port();
+fn serve(exe: &Path, port: u16, env: &[(&str, &std::ffi::OsStr)], clients: usize) -> Run {
     let mut cmd = Command::new(exe);
     for k in [
         "EVENT_NOEPOLL",
@@ -345,10 +350,12 @@ fn c_hello_world_runs_identically_on_libevent_and_on_evloop() {
             vec![("EVLOOP_BACKEND", std::ffi::OsStr::new("mio"))],
         ),
     ];
+    let ports = free_ports(runs.len());
     let results: Vec<(String, Run)> = thread::scope(|s| {
         let handles: Vec<_> = runs
             .iter()
-            .map(|(label, evloop, env)| {
+            .zip(ports)
+            .map(|((label, evloop, env), port)| {
                 let exe = &exe;
                 let lp = &lp;
                 s.spawn(move || {
@@ -356,7 +363,7 @@ fn c_hello_world_runs_identically_on_libevent_and_on_evloop() {
                     if *evloop {
                         env.push(("LD_LIBRARY_PATH", lp.as_os_str()));
                     }
-                    (label.to_string(), serve(exe, &env, CLIENTS))
+                    (label.to_string(), serve(exe, port, &env, CLIENTS))
                 })
             })
             .collect();
