@@ -1,36 +1,18 @@
 //! The worked example (examples/kv): the planted bug found by `explore`, replayed by the
 //! printed line and shrunk to the same failure through the example's own `evsim`.
 
+mod common;
 #[path = "../examples/kv/harness.rs"]
 mod harness;
 #[path = "../examples/kv/server.rs"]
 mod server;
 
-use std::path::PathBuf;
 use std::process::Command;
 
+use common::kv_evsim;
 use evloop_sim::explore::explore;
 use evloop_sim::targets::{failure_class, RunOptions};
 use harness::Kv;
-
-/// The example's `evsim`, built with this test's profile.
-fn kv_evsim() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target/PROFILE");
-    let release = profile_dir.file_name().is_some_and(|n| n == "release");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let mut build = Command::new(cargo);
-    build.args(["build", "-q", "-p", "evloop-sim", "--example", "kv"]);
-    if release {
-        build.arg("--release");
-    }
-    let st = build.status().expect("cargo build --example kv");
-    assert!(st.success(), "building the kv example failed");
-    profile_dir.join("examples").join("kv")
-}
 
 /// Runs a printed command line (`PROGRAM run …`) and returns (exit code, stdout + stderr).
 fn run_line(line: &str) -> (i32, String) {

@@ -9,25 +9,8 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-/// The example's `evsim` (the built-in targets plus `kv`, whose `--param bug=true` plants a
-/// bug), built with this test's profile.
-fn kv_evsim() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target/PROFILE");
-    let release = profile_dir.file_name().is_some_and(|n| n == "release");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let mut build = Command::new(cargo);
-    build.args(["build", "-q", "-p", "evloop-sim", "--example", "kv"]);
-    if release {
-        build.arg("--release");
-    }
-    let st = build.status().expect("cargo build --example kv");
-    assert!(st.success(), "building the kv example failed");
-    profile_dir.join("examples").join("kv")
-}
+mod common;
+use common::kv_evsim;
 
 fn evsim() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_evsim"))
