@@ -795,3 +795,49 @@ impl EvBuffer {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pooled(k: usize) -> usize {
+        CHUNK_POOL.with(|p| p.borrow()[k].len())
+    }
+
+    /// A dropped chunk of each pooled size (1, 2, 4 KiB) goes back to its own class and is the
+    /// very allocation the next chunk of that size gets; other sizes are not kept.
+    #[test]
+    fn dropped_chunks_of_the_pooled_sizes_are_reused() {
+        for (k, want) in [(0, 1), (1, 1500), (2, MAX_READ)] {
+            let before: Vec<usize> = (0..POOL_CLASSES).map(pooled).collect();
+            let c = Chunk::with_capacity(want);
+            let ptr = c.data.as_ptr();
+            assert_eq!(c.data.len(), MIN_CHUNK << k);
+            drop(c);
+            for j in 0..POOL_CLASSES {
+                let want = if j == k { before[j].max(1) } else { before[j] };
+                assert_eq!(pooled(j), want, "class {k}, pool {j}");
+            }
+            assert_eq!(Chunk::with_capacity(want).data.as_ptr(), ptr, "class {k}");
+        }
+        let before: Vec<usize> = (0..POOL_CLASSES).map(pooled).collect();
+        drop(Chunk::with_capacity(MAX_READ + 1));
+        assert_eq!((0..POOL_CLASSES).map(pooled).collect::<Vec<_>>(), before);
+    }
+
+    /// The pool keeps at most `POOL_PER_CLASS` chunks of a size; the rest are freed.
+    #[test]
+    fn the_pool_is_bounded() {
+        let chunks: Vec<Chunk> = (0..POOL_PER_CLASS + 5)
+            .map(|_| Chunk::with_capacity(MIN_CHUNK))
+            .collect();
+        drop(chunks);
+        assert_eq!(pooled(0), POOL_PER_CLASS);
+        let again: Vec<Chunk> = (0..POOL_PER_CLASS)
+            .map(|_| Chunk::with_capacity(MIN_CHUNK))
+            .collect();
+        assert_eq!(pooled(0), 0);
+        drop(again);
+        assert_eq!(pooled(0), POOL_PER_CLASS);
+    }
+}

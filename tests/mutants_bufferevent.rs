@@ -185,3 +185,120 @@ fn a_pair_write_timeout_set_with_output_waiting_fires() {
     b.dispatch().unwrap();
     assert_eq!(log.joined(), "y WRITING|TIMEOUT@150");
 }
+
+/// Resetting the read high watermark to 0 turns the watermark's input callback off
+/// (`bufferevent_setwatermark` clears the callback's ENABLED flag): reading goes on however much
+/// input there is. Were the callback left on, every input change would compare the length with a
+/// high mark of 0 and suspend reading for good.
+#[test]
+fn resetting_the_read_high_watermark_to_zero_stops_its_callback() {
+    let log = Log::default();
+    let mut b = base();
+    let (s0, s1) = b.backend_mut().socketpair().unwrap();
+    let bev = BufferEvent::socket_new(&mut b, s0, BevOptions::NONE).unwrap();
+    let l = log.clone();
+    bev.set_readcb(&mut b, move |b, bev| {
+        let n = bev.input(b).unwrap().len();
+        bev.drain(b, n).unwrap();
+        l.push(format!("read {n}"));
+    })
+    .unwrap();
+    bev.setwatermark(&mut b, Events::READ, 0, 10).unwrap();
+    bev.setwatermark(&mut b, Events::READ, 0, 0).unwrap();
+    assert_eq!(bev.getwatermark(&b, Events::READ).unwrap(), (0, 0));
+    bev.enable(&mut b, Events::READ).unwrap();
+    for chunk in [&b"abc"[..], b"defg", b"hi"] {
+        assert_eq!(b.backend_mut().write(s1, chunk).unwrap(), chunk.len());
+        b.run(LoopFlags::NONBLOCK).unwrap();
+    }
+    assert_eq!(log.joined(), "read 3 read 4 read 2");
+    bev.free(&mut b).unwrap();
+    b.backend_mut().close(s0).unwrap();
+    b.backend_mut().close(s1).unwrap();
+}
+
+/// A read error other than ECONNREFUSED (here ECONNRESET: the peer closed with bytes of ours
+/// unread) disables reading and reports READING|ERROR with the error, as `bufferevent_readcb`.
+/// Only a refused connection is kept for the connect path instead.
+#[test]
+fn a_reset_connection_is_a_reading_error() {
+    let log = Log::default();
+    let mut b = base();
+    let (s0, s1) = b.backend_mut().socketpair().unwrap();
+    let bev = BufferEvent::socket_new(&mut b, s0, BevOptions::NONE).unwrap();
+    let l = log.clone();
+    bev.set_eventcb(&mut b, move |_, _, what| l.push(format!("event {what}")))
+        .unwrap();
+    let l = log.clone();
+    bev.set_readcb(&mut b, move |_, _| l.push("read")).unwrap();
+    bev.enable(&mut b, Events::READ).unwrap();
+    assert_eq!(b.backend_mut().write(s0, b"unread").unwrap(), 6);
+    b.backend_mut().close(s1).unwrap();
+    b.run(LoopFlags::NONBLOCK).unwrap();
+    assert_eq!(log.joined(), "event READING|ERROR");
+    assert_eq!(
+        bev.error(&b).unwrap().map(|e| e.kind()),
+        Some(std::io::ErrorKind::ConnectionReset)
+    );
+    assert!(!bev.enabled(&b).unwrap().contains(Events::READ));
+    bev.free(&mut b).unwrap();
+    b.backend_mut().close(s0).unwrap();
+}
+
+/// A socket bufferevent woken for a write that finds the socket full (another event on the same
+/// fd, at a more urgent priority, filled it first) takes the EAGAIN quietly: no callback, output
+/// kept, still writing; once the peer reads, the output goes out.
+#[test]
+fn a_write_that_would_block_is_no_error() {
+    let log = Log::default();
+    let mut b = base();
+    b.priority_init(2).unwrap();
+    let (s0, s1) = b.backend_mut().socketpair().unwrap();
+    let bev = BufferEvent::socket_new(&mut b, s0, BevOptions::NONE).unwrap();
+    let l = log.clone();
+    bev.set_eventcb(&mut b, move |_, _, what| l.push(format!("event {what}")))
+        .unwrap();
+    let l = log.clone();
+    bev.set_writecb(&mut b, move |_, _| l.push("written")).unwrap();
+    bev.write(&mut b, b"payload").unwrap();
+    bev.enable(&mut b, Events::WRITE).unwrap();
+    let l = log.clone();
+    let filler = b
+        .event_new(s0, Events::WRITE, move |b, _, _| {
+            let chunk = [b'x'; 4096];
+            let mut total = 0;
+            loop {
+                match b.backend_mut().write(s0, &chunk) {
+                    Ok(n) => total += n,
+                    Err(e) => {
+                        assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock);
+                        break;
+                    }
+                }
+            }
+            l.push(format!("filled {}", total > 0));
+        })
+        .unwrap();
+    b.priority_set(filler, 0).unwrap();
+    b.add(filler, None).unwrap();
+    b.run(LoopFlags::NONBLOCK | LoopFlags::ONCE).unwrap();
+    assert_eq!(log.joined(), "filled true");
+    assert_eq!(bev.output(&b).unwrap().len(), 7);
+    assert!(bev.enabled(&b).unwrap().contains(Events::WRITE));
+    assert_eq!(bev.error(&b).unwrap().map(|e| e.kind()), None);
+    // the peer reads everything; the payload follows the filler's bytes
+    let mut got = Vec::new();
+    let mut buf = [0u8; 65536];
+    while !got.ends_with(b"payload") {
+        b.run(LoopFlags::NONBLOCK | LoopFlags::ONCE).unwrap();
+        match b.backend_mut().read(s1, &mut buf) {
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock),
+        }
+    }
+    assert_eq!(log.joined(), "written");
+    assert!(got[..got.len() - 7].iter().all(|&c| c == b'x'));
+    bev.free(&mut b).unwrap();
+    b.backend_mut().close(s0).unwrap();
+    b.backend_mut().close(s1).unwrap();
+}
