@@ -259,7 +259,8 @@ fn a_write_that_would_block_is_no_error() {
     bev.set_eventcb(&mut b, move |_, _, what| l.push(format!("event {what}")))
         .unwrap();
     let l = log.clone();
-    bev.set_writecb(&mut b, move |_, _| l.push("written")).unwrap();
+    bev.set_writecb(&mut b, move |_, _| l.push("written"))
+        .unwrap();
     bev.write(&mut b, b"payload").unwrap();
     bev.enable(&mut b, Events::WRITE).unwrap();
     let l = log.clone();
