@@ -79,3 +79,111 @@ fn a_read_that_fits_the_room_exactly_uses_it() {
     be.close(a).unwrap();
     be.close(c).unwrap();
 }
+
+/// `{:?}` of a buffer shows its length, chunk count and freeze state (not its bytes).
+#[test]
+fn debug_shows_length_chunks_and_freezing() {
+    let mut b = EvBuffer::from_bytes(b"hello");
+    b.freeze(true);
+    assert_eq!(
+        format!("{b:?}"),
+        "EvBuffer { len: 5, chunks: 1, freeze_start: true, freeze_end: false }"
+    );
+}
+
+/// `is_frozen` reports each end's freeze on its own, and unfreezing clears it.
+#[test]
+fn is_frozen_follows_each_end() {
+    let mut b = EvBuffer::from_bytes(b"x");
+    assert!(!b.is_frozen(true) && !b.is_frozen(false));
+    b.freeze(true);
+    assert!(b.is_frozen(true) && !b.is_frozen(false));
+    b.freeze(false);
+    assert!(b.is_frozen(true) && b.is_frozen(false));
+    b.unfreeze(true);
+    assert!(!b.is_frozen(true) && b.is_frozen(false));
+    assert!(b.drain(1).is_ok(), "the start is free again");
+    assert!(b.add(b"y").is_err(), "the end is still frozen");
+}
+
+type Reports = Rc<RefCell<Vec<(usize, usize, usize)>>>;
+
+/// Records every callback report of `b` as (orig_size, n_added, n_deleted).
+fn reports(b: &mut EvBuffer) -> Reports {
+    let seen: Reports = Rc::default();
+    let s = seen.clone();
+    b.add_cb(move |_, info| {
+        s.borrow_mut()
+            .push((info.orig_size, info.n_added, info.n_deleted))
+    });
+    seen
+}
+
+/// `prepend_buffer` puts all of the source before the destination's bytes, adds the lengths,
+/// and reports the move to both buffers' callbacks (the source's first).
+#[test]
+fn prepend_buffer_moves_and_reports_everything() {
+    let mut src = EvBuffer::from_bytes(b"hello ");
+    let mut dst = EvBuffer::from_bytes(b"world");
+    let (s, d) = (reports(&mut src), reports(&mut dst));
+    dst.prepend_buffer(&mut src).unwrap();
+    assert_eq!(dst.to_vec(), b"hello world");
+    assert_eq!((src.len(), dst.len()), (0, 11));
+    assert!(!dst.is_empty() && src.is_empty());
+    assert_eq!(*s.borrow(), vec![(6, 0, 6)]);
+    assert_eq!(*d.borrow(), vec![(5, 6, 0)]);
+}
+
+/// Moving between buffers needs the source's start and the destination's end (remove_buffer,
+/// add_buffer) or start (prepend_buffer) unfrozen: either freeze alone refuses the move and
+/// changes nothing.
+#[test]
+fn either_frozen_end_refuses_a_move() {
+    for (freeze_src, freeze_dst) in [(true, false), (false, true)] {
+        let mut src = EvBuffer::from_bytes(b"abc");
+        let mut dst = EvBuffer::from_bytes(b"xyz");
+        if freeze_src {
+            src.freeze(true);
+        }
+        if freeze_dst {
+            dst.freeze(true);
+        }
+        assert!(
+            dst.prepend_buffer(&mut src).is_err(),
+            "{freeze_src} {freeze_dst}"
+        );
+        if freeze_dst {
+            dst.unfreeze(true);
+            dst.freeze(false);
+        }
+        assert!(
+            src.remove_buffer(&mut dst, 2).is_err(),
+            "{freeze_src} {freeze_dst}"
+        );
+        assert!(
+            dst.add_buffer(&mut src).is_err(),
+            "{freeze_src} {freeze_dst}"
+        );
+        assert_eq!(
+            (src.to_vec(), dst.to_vec()),
+            (b"abc".to_vec(), b"xyz".to_vec())
+        );
+    }
+}
+
+/// `remove_buffer` moves a front chunk that it takes whole (as `evbuffer_remove_buffer` moves
+/// every chain with `off <= datlen`) instead of copying it: asked for exactly the first
+/// chunk's length, the destination gets that chunk as a chunk of its own.
+#[test]
+fn remove_buffer_moves_a_chunk_taken_whole() {
+    let mut src = EvBuffer::from_bytes(b"def");
+    src.prepend(b"abc").unwrap();
+    assert_eq!(src.chunks().count(), 2);
+    let mut dst = EvBuffer::from_bytes(b"xy");
+    assert_eq!(src.remove_buffer(&mut dst, 3).unwrap(), 3);
+    assert_eq!(
+        dst.chunks().collect::<Vec<_>>(),
+        vec![&b"xy"[..], &b"abc"[..]]
+    );
+    assert_eq!(src.to_vec(), b"def");
+}
