@@ -187,3 +187,24 @@ fn remove_buffer_moves_a_chunk_taken_whole() {
     );
     assert_eq!(src.to_vec(), b"def");
 }
+
+/// `copyout_from` at every position of a three-chunk buffer copies exactly the bytes from
+/// there on, crossing chunk boundaries, and leaves the buffer as it was.
+#[test]
+fn copyout_from_every_position_across_chunks() {
+    let mut b = EvBuffer::from_bytes(b"abc");
+    b.add_buffer(&mut EvBuffer::from_bytes(b"def")).unwrap();
+    b.add_buffer(&mut EvBuffer::from_bytes(b"ghij")).unwrap();
+    assert_eq!(b.chunks().count(), 3);
+    let all = b.to_vec();
+    for pos in 0..=all.len() + 1 {
+        for size in [1, 2, 5, 16] {
+            let mut out = vec![0u8; size];
+            let n = b.copyout_from(pos, &mut out);
+            let want = &all[pos.min(all.len())..];
+            let want = &want[..want.len().min(size)];
+            assert_eq!(&out[..n], want, "pos {pos} size {size}");
+        }
+    }
+    assert_eq!(b.to_vec(), all);
+}
