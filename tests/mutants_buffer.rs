@@ -208,3 +208,121 @@ fn copyout_from_every_position_across_chunks() {
     }
     assert_eq!(b.to_vec(), all);
 }
+
+/// A buffer made of `pieces`, one chunk each (`add_buffer` moves chunks without copying).
+fn chunked(pieces: &[&[u8]]) -> EvBuffer {
+    let mut b = EvBuffer::new();
+    for p in pieces {
+        b.add_buffer(&mut EvBuffer::from_bytes(p)).unwrap();
+    }
+    assert_eq!(b.chunks().count(), pieces.len());
+    b
+}
+
+/// The naive `evbuffer_search_eol` on flat bytes.
+fn eol_model(flat: &[u8], start: usize, style: evloop::EolStyle) -> Option<(usize, usize)> {
+    use evloop::EolStyle::*;
+    let find = |f: &dyn Fn(u8) -> bool| (start..flat.len()).find(|&p| f(flat[p]));
+    match style {
+        Any => {
+            let p = find(&|b| b == b'\r' || b == b'\n')?;
+            let n = flat[p..]
+                .iter()
+                .take_while(|&&b| b == b'\r' || b == b'\n')
+                .count();
+            Some((p, n))
+        }
+        CrlfStrict => (start..flat.len().saturating_sub(1))
+            .find(|&p| &flat[p..p + 2] == b"\r\n")
+            .map(|p| (p, 2)),
+        Crlf => {
+            let p = find(&|b| b == b'\n')?;
+            if p > start && flat[p - 1] == b'\r' {
+                Some((p - 1, 2))
+            } else {
+                Some((p, 1))
+            }
+        }
+        Lf => find(&|b| b == b'\n').map(|p| (p, 1)),
+        Nul => find(&|b| b == 0).map(|p| (p, 1)),
+    }
+}
+
+/// Searching a buffer whose line ends and patterns straddle chunk boundaries gives, from every
+/// start, what the same search over the flat bytes gives: `search`, `search_range` and
+/// `search_eol` in every style, and `readln` line by line.
+#[test]
+fn searches_across_chunk_boundaries_match_the_flat_bytes() {
+    use evloop::EolStyle::*;
+    let pieces: [&[u8]; 8] = [
+        b"ab\r",
+        b"\ncd",
+        b"\r",
+        b"\n",
+        b"e\0f",
+        b"\r\r\nxy",
+        b"z",
+        b"\n",
+    ];
+    let b = chunked(&pieces);
+    let flat = b.to_vec();
+    let len = flat.len();
+    for start in 0..=len {
+        for style in [Any, Crlf, CrlfStrict, Lf, Nul] {
+            assert_eq!(
+                b.search_eol(start, style),
+                eol_model(&flat, start, style),
+                "start {start} {style:?}"
+            );
+        }
+        for what in [
+            &b"\r\n"[..],
+            b"cd\r",
+            b"\ne",
+            b"f\r\r",
+            b"xyz",
+            b"z\n",
+            b"q",
+            b"",
+        ] {
+            let want = if what.is_empty() {
+                Some(start)
+            } else {
+                (start..len.saturating_sub(what.len() - 1)).find(|&p| flat[p..].starts_with(what))
+            };
+            assert_eq!(b.search(what, start), want, "{what:?} from {start}");
+            for end in start..=len {
+                let want = want.filter(|&p| p + what.len() <= end);
+                assert_eq!(
+                    b.search_range(what, start, Some(end)),
+                    want,
+                    "{what:?} in {start}..{end}"
+                );
+            }
+        }
+    }
+    // Reading line by line (CRLF, lone LF allowed) takes the same lines off.
+    let mut b = chunked(&pieces);
+    let mut lines = Vec::new();
+    while let Some(line) = b.readln(Crlf) {
+        lines.push(line);
+    }
+    let want: [&[u8]; 4] = [b"ab", b"cd", b"e\0f\r", b"xyz"];
+    assert_eq!(lines, want);
+    assert!(b.is_empty());
+}
+
+/// `pullup` of bytes that are already contiguous returns them where they are, without copying
+/// (the front chunk's own memory); only a span over several chunks is copied into a new one.
+#[test]
+fn pullup_of_contiguous_bytes_does_not_copy() {
+    let mut b = chunked(&[b"hello", b" world"]);
+    let front = b.chunks().next().unwrap().as_ptr();
+    assert_eq!(b.pullup(Some(5)).unwrap().as_ptr(), front);
+    assert_eq!(b.chunks().count(), 2);
+    assert_eq!(b.pullup(Some(7)).unwrap(), b"hello w");
+    assert_eq!(
+        b.chunks().collect::<Vec<_>>(),
+        vec![&b"hello w"[..], &b"orld"[..]]
+    );
+}
