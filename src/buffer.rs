@@ -814,8 +814,8 @@ mod tests {
             let ptr = c.data.as_ptr();
             assert_eq!(c.data.len(), MIN_CHUNK << k);
             drop(c);
-            for j in 0..POOL_CLASSES {
-                let want = if j == k { before[j].max(1) } else { before[j] };
+            for (j, &n) in before.iter().enumerate() {
+                let want = if j == k { n.max(1) } else { n };
                 assert_eq!(pooled(j), want, "class {k}, pool {j}");
             }
             assert_eq!(Chunk::with_capacity(want).data.as_ptr(), ptr, "class {k}");
