@@ -303,3 +303,37 @@ fn a_write_that_would_block_is_no_error() {
     b.backend_mut().close(s0).unwrap();
     b.backend_mut().close(s1).unwrap();
 }
+
+/// `{:?}` of the event flags names them; of a handle, shows its slot and generation.
+#[test]
+fn debug_formats() {
+    assert_eq!(
+        format!("{:?}", evloop::BevEvents::READING | evloop::BevEvents::EOF),
+        "BevEvents(READING|EOF)"
+    );
+    let mut b = base();
+    let (x, y) = BufferEvent::pair_new(&mut b, BevOptions::NONE).unwrap();
+    let (dx, dy) = (format!("{x:?}"), format!("{y:?}"));
+    assert!(dx.starts_with("BufferEvent(") && dx.ends_with(')'), "{dx}");
+    assert_ne!(dx, dy);
+}
+
+/// Freeing a socket bufferevent without CLOSE_ON_FREE leaves its descriptor open (the
+/// finalizer closes only what the bufferevent owns); with CLOSE_ON_FREE it is closed.
+#[test]
+fn free_closes_the_socket_only_with_close_on_free() {
+    let mut b = base();
+    let (s0, s1) = b.backend_mut().socketpair().unwrap();
+    let (t0, t1) = b.backend_mut().socketpair().unwrap();
+    let kept = BufferEvent::socket_new(&mut b, s0, BevOptions::NONE).unwrap();
+    let owned = BufferEvent::socket_new(&mut b, t0, BevOptions::CLOSE_ON_FREE).unwrap();
+    kept.free(&mut b).unwrap();
+    owned.free(&mut b).unwrap();
+    b.run(LoopFlags::NONBLOCK).unwrap();
+    assert_eq!(b.backend_mut().write(s0, b"still open").unwrap(), 10);
+    let e = b.backend_mut().write(t0, b"closed").unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(9), "EBADF: {e}");
+    for fd in [s0, s1, t1] {
+        b.backend_mut().close(fd).unwrap();
+    }
+}
