@@ -1607,10 +1607,15 @@ impl<B: Backend> Base<B> {
     /// `evmap_io_active_`: every event on `fd` that wants any reported bit, most recently
     /// added first.
     fn io_active(&mut self, fd: Fd, events: Events) {
-        let n = self.io.len_of(fd);
+        // Activation does not change the map, so the entry's head read once stays valid.
+        let (n, head) = self.io.head(fd);
         for k in (0..n).rev() {
-            let Some(idx) = self.io.get(fd, k) else {
-                break;
+            let idx = match head.get(k) {
+                Some(&idx) => idx,
+                None => match self.io.get(fd, k) {
+                    Some(idx) => idx,
+                    None => break,
+                },
             };
             self.activate_with(idx, 1, |want| {
                 want.intersects(events & !Events::ET)

@@ -15,7 +15,9 @@ use crate::event::{Events, Fd};
 /// The largest fd the map accepts (the backend would reject larger ones anyway).
 pub const MAX_FD: Fd = 1 << 24;
 
+/// Aligned to its size, so that no entry straddles two cache lines.
 #[derive(Default, Clone)]
+#[repr(align(32))]
 struct IoEntry {
     nread: u16,
     nwrite: u16,
@@ -182,13 +184,14 @@ impl IoMap {
         (old, removed)
     }
 
-    /// Number of events registered on `fd`.
+    /// The number of events registered on `fd` and the first two of them (in add order; only
+    /// the first `min(n, 2)` are meaningful): the dispatch path's one lookup of an fd's entry.
     #[inline]
-    pub fn len_of(&self, fd: Fd) -> usize {
+    pub fn head(&self, fd: Fd) -> (usize, [u32; 2]) {
         usize::try_from(fd)
             .ok()
             .and_then(|i| self.entries.get(i))
-            .map_or(0, |e| e.events.len())
+            .map_or((0, [0; 2]), |e| (e.events.len(), e.events.head))
     }
 
     /// The `k`-th event registered on `fd`, in add order.
