@@ -337,3 +337,60 @@ fn free_closes_the_socket_only_with_close_on_free() {
         b.backend_mut().close(fd).unwrap();
     }
 }
+
+/// A pair whose reading the high watermark suspended has no read timeout armed: setting the
+/// timeouts then (`bufferevent_generic_adj_timeouts_`) leaves the read timer off, so nothing
+/// fires while the input waits at the watermark.
+#[test]
+fn a_suspended_pair_read_arms_no_read_timeout() {
+    let log = Log::default();
+    let mut b = base();
+    let (x, y) = BufferEvent::pair_new(&mut b, BevOptions::NONE).unwrap();
+    let l = log.clone();
+    y.set_eventcb(&mut b, move |b, _, what| {
+        l.push(format!("y {what}{}", at(b)))
+    })
+    .unwrap();
+    y.setwatermark(&mut b, Events::READ, 0, 4).unwrap();
+    y.enable(&mut b, Events::READ).unwrap();
+    x.enable(&mut b, Events::WRITE).unwrap();
+    x.write(&mut b, b"0123456789").unwrap();
+    b.run(LoopFlags::NONBLOCK).unwrap();
+    assert_eq!(
+        y.input(&b).unwrap().len(),
+        4,
+        "the watermark stops the transfer"
+    );
+    y.set_timeouts(&mut b, Some(ms(100)), None).unwrap();
+    b.loopexit(Some(ms(300))).unwrap();
+    b.dispatch().unwrap();
+    assert_eq!(log.joined(), "");
+    // drained below the mark, reading (and its timeout) resume
+    y.drain(&mut b, 4).unwrap();
+    assert_eq!(y.input(&b).unwrap().len(), 4, "the rest moved in");
+    assert_eq!(x.output(&b).unwrap().len(), 2);
+}
+
+/// Enabling READ again while the read high watermark holds reading suspended does not resume
+/// it (`bufferevent_enable` leaves a suspended direction to the suspension): the input stays at
+/// the watermark until it is drained below it.
+#[test]
+fn enabling_a_suspended_read_does_not_resume_it() {
+    let mut b = base();
+    let (s0, s1) = b.backend_mut().socketpair().unwrap();
+    let bev = BufferEvent::socket_new(&mut b, s0, BevOptions::NONE).unwrap();
+    bev.setwatermark(&mut b, Events::READ, 0, 4).unwrap();
+    bev.enable(&mut b, Events::READ).unwrap();
+    assert_eq!(b.backend_mut().write(s1, b"0123456789").unwrap(), 10);
+    b.run(LoopFlags::NONBLOCK).unwrap();
+    assert_eq!(bev.input(&b).unwrap().len(), 4);
+    bev.enable(&mut b, Events::READ).unwrap();
+    b.run(LoopFlags::NONBLOCK).unwrap();
+    assert_eq!(bev.input(&b).unwrap().len(), 4, "still suspended");
+    bev.drain(&mut b, 4).unwrap();
+    b.run(LoopFlags::NONBLOCK).unwrap();
+    assert_eq!(bev.input(&b).unwrap().len(), 4, "the next 4 bytes");
+    bev.free(&mut b).unwrap();
+    b.backend_mut().close(s0).unwrap();
+    b.backend_mut().close(s1).unwrap();
+}
