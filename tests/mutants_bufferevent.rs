@@ -384,12 +384,49 @@ fn enabling_a_suspended_read_does_not_resume_it() {
     assert_eq!(b.backend_mut().write(s1, b"0123456789").unwrap(), 10);
     b.run(LoopFlags::NONBLOCK).unwrap();
     assert_eq!(bev.input(&b).unwrap().len(), 4);
+    // One pass, so that a read event wrongly left on shows as a callback instead of a busy loop.
+    let before = b.callbacks_run();
     bev.enable(&mut b, Events::READ).unwrap();
-    b.run(LoopFlags::NONBLOCK).unwrap();
+    b.run(LoopFlags::NONBLOCK | LoopFlags::ONCE).unwrap();
+    assert_eq!(b.callbacks_run(), before, "no callback: reading stays off");
     assert_eq!(bev.input(&b).unwrap().len(), 4, "still suspended");
     bev.drain(&mut b, 4).unwrap();
     b.run(LoopFlags::NONBLOCK).unwrap();
     assert_eq!(bev.input(&b).unwrap().len(), 4, "the next 4 bytes");
+    bev.free(&mut b).unwrap();
+    b.backend_mut().close(s0).unwrap();
+    b.backend_mut().close(s1).unwrap();
+}
+
+/// Enabling READ|WRITE while the read watermark suspends reading starts writing (only the
+/// suspended direction is held back) and nothing else: the output reaches the peer, reading
+/// stays suspended.
+#[test]
+fn enabling_both_while_read_is_suspended_starts_writing() {
+    let log = Log::default();
+    let mut b = base();
+    let (s0, s1) = b.backend_mut().socketpair().unwrap();
+    let bev = BufferEvent::socket_new(&mut b, s0, BevOptions::NONE).unwrap();
+    let l = log.clone();
+    bev.set_writecb(&mut b, move |_, _| l.push("written"))
+        .unwrap();
+    bev.setwatermark(&mut b, Events::READ, 0, 4).unwrap();
+    bev.enable(&mut b, Events::READ).unwrap();
+    assert_eq!(b.backend_mut().write(s1, b"0123456789").unwrap(), 10);
+    b.run(LoopFlags::NONBLOCK).unwrap();
+    assert_eq!(bev.input(&b).unwrap().len(), 4);
+    bev.disable(&mut b, Events::READ).unwrap();
+    bev.write(&mut b, b"reply").unwrap();
+    bev.enable(&mut b, Events::READ | Events::WRITE).unwrap();
+    // Single passes, so that a read event wrongly left on cannot spin the loop.
+    for _ in 0..3 {
+        b.run(LoopFlags::NONBLOCK | LoopFlags::ONCE).unwrap();
+    }
+    assert_eq!(log.joined(), "written");
+    let mut got = [0u8; 16];
+    assert_eq!(b.backend_mut().read(s1, &mut got).unwrap(), 5);
+    assert_eq!(&got[..5], b"reply");
+    assert_eq!(bev.input(&b).unwrap().len(), 4, "reading still suspended");
     bev.free(&mut b).unwrap();
     b.backend_mut().close(s0).unwrap();
     b.backend_mut().close(s1).unwrap();
