@@ -431,3 +431,99 @@ fn enabling_both_while_read_is_suspended_starts_writing() {
     b.backend_mut().close(s0).unwrap();
     b.backend_mut().close(s1).unwrap();
 }
+
+/// Flushing a pair end's output (`bufferevent_flush(WRITE, FLUSH)`) moves all of it to the
+/// partner even when the partner's input sits at or above its read high watermark: the flush
+/// ignores the watermark (`be_pair_transfer(…, 1)`). Without a flush, nothing moves.
+#[test]
+fn a_pair_flush_ignores_the_partners_high_watermark() {
+    for extra in [0, 3] {
+        let mut b = base();
+        let (x, y) = BufferEvent::pair_new(&mut b, BevOptions::NONE).unwrap();
+        y.setwatermark(&mut b, Events::READ, 0, 4).unwrap();
+        y.enable(&mut b, Events::READ).unwrap();
+        x.enable(&mut b, Events::WRITE).unwrap();
+        x.write(&mut b, &b"0123456"[..4 + extra]).unwrap();
+        b.run(LoopFlags::NONBLOCK).unwrap();
+        assert_eq!(y.input(&b).unwrap().len(), 4, "the watermark stops at 4");
+        assert_eq!(x.output(&b).unwrap().len(), extra);
+        x.write(&mut b, b"abc").unwrap();
+        b.run(LoopFlags::NONBLOCK).unwrap();
+        assert_eq!(x.output(&b).unwrap().len(), extra + 3, "nothing moves");
+        x.flush(&mut b, Events::WRITE, evloop::FlushMode::Flush)
+            .unwrap();
+        assert_eq!(x.output(&b).unwrap().len(), 0, "extra {extra}");
+        assert_eq!(y.input(&b).unwrap().len(), 4 + extra + 3);
+        assert_eq!(y.input(&b).unwrap().to_vec()[4 + extra..], *b"abc");
+    }
+}
+
+/// `write_buffer` moves the whole buffer into the output (the source is left empty), and the
+/// bytes go out like written ones.
+#[test]
+fn write_buffer_moves_everything_to_the_output() {
+    let mut b = base();
+    let (x, y) = BufferEvent::pair_new(&mut b, BevOptions::NONE).unwrap();
+    let mut src = evloop::EvBuffer::from_bytes(b"moved");
+    x.write_buffer(&mut b, &mut src).unwrap();
+    assert!(src.is_empty());
+    assert_eq!(x.output(&b).unwrap().to_vec(), b"moved");
+    y.enable(&mut b, Events::READ).unwrap();
+    x.enable(&mut b, Events::WRITE).unwrap();
+    b.run(LoopFlags::NONBLOCK).unwrap();
+    assert_eq!(y.input(&b).unwrap().to_vec(), b"moved");
+}
+
+/// `trigger_event` with DEFER_CALLBACKS runs the event callback from the loop, not inside the
+/// call; without it, at once.
+#[test]
+fn trigger_event_defers_only_when_asked() {
+    let log = Log::default();
+    let mut b = base();
+    let (s0, s1) = b.backend_mut().socketpair().unwrap();
+    let bev = BufferEvent::socket_new(&mut b, s0, BevOptions::NONE).unwrap();
+    let l = log.clone();
+    bev.set_eventcb(&mut b, move |_, _, what| l.push(format!("event {what}")))
+        .unwrap();
+    let what = evloop::BevEvents::READING | evloop::BevEvents::EOF;
+    bev.trigger_event(&mut b, what, evloop::TriggerOptions::DEFER_CALLBACKS)
+        .unwrap();
+    assert_eq!(log.joined(), "", "deferred");
+    b.run(LoopFlags::NONBLOCK).unwrap();
+    assert_eq!(log.joined(), "event READING|EOF");
+    bev.trigger_event(&mut b, what, evloop::TriggerOptions::NONE)
+        .unwrap();
+    assert_eq!(log.joined(), "event READING|EOF", "at once");
+    bev.free(&mut b).unwrap();
+    b.backend_mut().close(s0).unwrap();
+    b.backend_mut().close(s1).unwrap();
+}
+
+/// `setfd` moves a socket bufferevent to another descriptor: `fd` reports it and reading
+/// follows it; `priority` reports what `priority_set` set; `is_live` holds until `free`.
+#[test]
+fn setfd_priority_and_liveness() {
+    let mut b = base();
+    b.priority_init(3).unwrap();
+    let (s0, s1) = b.backend_mut().socketpair().unwrap();
+    let (t0, t1) = b.backend_mut().socketpair().unwrap();
+    let bev = BufferEvent::socket_new(&mut b, s0, BevOptions::NONE).unwrap();
+    assert!(bev.is_live(&b));
+    assert_eq!(bev.priority(&b).unwrap(), 1);
+    bev.priority_set(&mut b, 0).unwrap();
+    assert_eq!(bev.priority(&b).unwrap(), 0);
+    bev.priority_set(&mut b, 2).unwrap();
+    assert_eq!(bev.priority(&b).unwrap(), 2);
+    bev.setfd(&mut b, t0).unwrap();
+    assert_eq!(bev.fd(&b).unwrap(), t0);
+    bev.enable(&mut b, Events::READ).unwrap();
+    assert_eq!(b.backend_mut().write(s1, b"old").unwrap(), 3);
+    assert_eq!(b.backend_mut().write(t1, b"new").unwrap(), 3);
+    b.run(LoopFlags::NONBLOCK).unwrap();
+    assert_eq!(bev.input(&b).unwrap().to_vec(), b"new");
+    bev.free(&mut b).unwrap();
+    assert!(!bev.is_live(&b));
+    for fd in [s0, s1, t0, t1] {
+        b.backend_mut().close(fd).unwrap();
+    }
+}
