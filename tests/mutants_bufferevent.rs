@@ -527,3 +527,31 @@ fn setfd_priority_and_liveness() {
         b.backend_mut().close(fd).unwrap();
     }
 }
+
+/// Disabling a pair end's directions stops their timeouts (`be_pair_disable` deletes the
+/// timers): with READ and WRITE disabled, neither timeout fires.
+#[test]
+fn disabling_a_pair_end_stops_its_timeouts() {
+    let log = Log::default();
+    let mut b = base();
+    let (x, _y) = BufferEvent::pair_new(&mut b, BevOptions::NONE).unwrap();
+    let l = log.clone();
+    x.set_eventcb(&mut b, move |b, _, what| {
+        l.push(format!("x {what}{}", at(b)))
+    })
+    .unwrap();
+    x.write(&mut b, b"stuck").unwrap();
+    x.enable(&mut b, Events::READ | Events::WRITE).unwrap();
+    x.set_timeouts(&mut b, Some(ms(100)), Some(ms(100)))
+        .unwrap();
+    x.disable(&mut b, Events::READ | Events::WRITE).unwrap();
+    b.loopexit(Some(ms(300))).unwrap();
+    b.dispatch().unwrap();
+    assert_eq!(log.joined(), "");
+    // enabled again, both time out 100 ms later (a pair's callbacks are deferred, so the two
+    // reports reach the callback as one)
+    x.enable(&mut b, Events::READ | Events::WRITE).unwrap();
+    b.loopexit(Some(ms(300))).unwrap();
+    b.dispatch().unwrap();
+    assert_eq!(log.joined(), "x READING|WRITING|TIMEOUT@400");
+}
