@@ -555,3 +555,27 @@ fn disabling_a_pair_end_stops_its_timeouts() {
     b.dispatch().unwrap();
     assert_eq!(log.joined(), "x READING|WRITING|TIMEOUT@400");
 }
+
+/// Output added while writing is disabled does not start the write event
+/// (`bufferevent_socket_outbuf_cb` checks `enabled & EV_WRITE`): the next pass runs no callback
+/// and sends nothing; enabling WRITE sends it.
+#[test]
+fn output_added_while_writing_is_disabled_waits() {
+    let mut b = base();
+    let (s0, s1) = b.backend_mut().socketpair().unwrap();
+    let bev = BufferEvent::socket_new(&mut b, s0, BevOptions::NONE).unwrap();
+    bev.disable(&mut b, Events::WRITE).unwrap();
+    let before = b.callbacks_run();
+    bev.write(&mut b, b"later").unwrap();
+    b.run(LoopFlags::NONBLOCK | LoopFlags::ONCE).unwrap();
+    assert_eq!(b.callbacks_run(), before, "no write event ran");
+    let mut got = [0u8; 16];
+    let e = b.backend_mut().read(s1, &mut got).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock);
+    bev.enable(&mut b, Events::WRITE).unwrap();
+    b.run(LoopFlags::NONBLOCK | LoopFlags::ONCE).unwrap();
+    assert_eq!(b.backend_mut().read(s1, &mut got).unwrap(), 5);
+    bev.free(&mut b).unwrap();
+    b.backend_mut().close(s0).unwrap();
+    b.backend_mut().close(s1).unwrap();
+}
