@@ -579,3 +579,32 @@ fn output_added_while_writing_is_disabled_waits() {
     b.backend_mut().close(s0).unwrap();
     b.backend_mut().close(s1).unwrap();
 }
+
+/// A connect refused after `EINPROGRESS` while reading is enabled: the read that sees
+/// ECONNREFUSED first only notes it, and the connect's completion reports the failure once
+/// (`bufferevent_readcb`'s `connection_refused` path, then `bufferevent_writecb`).
+#[test]
+fn a_refused_connect_seen_by_the_read_is_reported_once() {
+    let log = Log::default();
+    let mut b = base();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let bev = BufferEvent::socket_new(&mut b, -1, BevOptions::CLOSE_ON_FREE).unwrap();
+    let l = log.clone();
+    bev.set_eventcb(&mut b, move |b, bev, what| {
+        let e = bev.error(b).unwrap().map(|e| e.kind());
+        l.push(format!("event {what} {e:?}"))
+    })
+    .unwrap();
+    bev.socket_connect(&mut b, ([127, 0, 0, 1], port).into())
+        .unwrap();
+    // Enabled after the connect added the write event, the read event is the more recently
+    // added one on the fd, so it runs first in the pass that reports the refusal.
+    bev.enable(&mut b, Events::READ).unwrap();
+    b.loopexit(Some(ms(1000))).unwrap();
+    b.dispatch().unwrap();
+    assert_eq!(log.joined(), "event ERROR Some(ConnectionRefused)");
+    bev.free(&mut b).unwrap();
+}
