@@ -608,3 +608,111 @@ fn a_refused_connect_seen_by_the_read_is_reported_once() {
     assert_eq!(log.joined(), "event ERROR Some(ConnectionRefused)");
     bev.free(&mut b).unwrap();
 }
+
+/// A real epoll backend whose `take_socket_error` answers EINPROGRESS once per connect, as the
+/// simulator does while a SYN is unanswered: the connect's first write wakeup is spurious.
+struct SpuriousConnectWakeup {
+    inner: EpollBackend,
+    pending: Vec<evloop::Fd>,
+}
+
+impl Backend for SpuriousConnectWakeup {
+    fn name(&self) -> &'static str {
+        "spurious"
+    }
+    fn features(&self) -> evloop::backend::Features {
+        self.inner.features()
+    }
+    fn add(&mut self, fd: evloop::Fd, old: Events, added: Events) -> std::io::Result<()> {
+        self.inner.add(fd, old, added)
+    }
+    fn del(&mut self, fd: evloop::Fd, old: Events, removed: Events) -> std::io::Result<()> {
+        self.inner.del(fd, old, removed)
+    }
+    fn dispatch(
+        &mut self,
+        timeout: Option<std::time::Duration>,
+        ready: &mut Vec<evloop::backend::Ready>,
+    ) -> std::io::Result<()> {
+        self.inner.dispatch(timeout, ready)
+    }
+    fn now(&mut self) -> evloop::Time {
+        self.inner.now()
+    }
+    evloop::delegate_signal_ops!(inner);
+    fn socketpair(&mut self) -> std::io::Result<(evloop::Fd, evloop::Fd)> {
+        self.inner.socketpair()
+    }
+    fn read(&mut self, fd: evloop::Fd, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(fd, buf)
+    }
+    fn write(&mut self, fd: evloop::Fd, buf: &[u8]) -> std::io::Result<usize> {
+        self.inner.write(fd, buf)
+    }
+    fn shutdown(&mut self, fd: evloop::Fd, how: evloop::backend::Shutdown) -> std::io::Result<()> {
+        self.inner.shutdown(fd, how)
+    }
+    fn close(&mut self, fd: evloop::Fd) -> std::io::Result<()> {
+        self.inner.close(fd)
+    }
+    fn listen(
+        &mut self,
+        addr: std::net::SocketAddr,
+        opts: evloop::backend::ListenOptions,
+    ) -> std::io::Result<evloop::Fd> {
+        self.inner.listen(addr, opts)
+    }
+    fn accept(&mut self, fd: evloop::Fd) -> std::io::Result<(evloop::Fd, std::net::SocketAddr)> {
+        self.inner.accept(fd)
+    }
+    fn connect(
+        &mut self,
+        addr: std::net::SocketAddr,
+    ) -> std::io::Result<(evloop::Fd, evloop::backend::ConnectState)> {
+        let (fd, st) = self.inner.connect(addr)?;
+        self.pending.push(fd);
+        Ok((fd, st))
+    }
+    fn take_socket_error(&mut self, fd: evloop::Fd) -> std::io::Result<Option<std::io::Error>> {
+        if let Some(i) = self.pending.iter().position(|&p| p == fd) {
+            self.pending.remove(i);
+            return Ok(Some(std::io::Error::from_raw_os_error(115))); // EINPROGRESS
+        }
+        self.inner.take_socket_error(fd)
+    }
+    fn local_addr(&mut self, fd: evloop::Fd) -> std::io::Result<std::net::SocketAddr> {
+        self.inner.local_addr(fd)
+    }
+}
+
+/// A write wakeup of a connecting socket whose pending error is EINPROGRESS means "still
+/// connecting" (`evutil_socket_finished_connecting_` returns 0): the bufferevent waits for the
+/// next wakeup and then reports CONNECTED, not an error.
+#[test]
+fn a_connect_still_in_progress_at_a_wakeup_keeps_waiting() {
+    let log = Log::default();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut b = Base::new(SpuriousConnectWakeup {
+        inner: EpollBackend::new().unwrap(),
+        pending: Vec::new(),
+    });
+    let bev = BufferEvent::socket_new(&mut b, -1, BevOptions::CLOSE_ON_FREE).unwrap();
+    let l = log.clone();
+    bev.set_eventcb(&mut b, move |_, _, what| l.push(format!("event {what}")))
+        .unwrap();
+    bev.socket_connect(&mut b, addr).unwrap();
+    for _ in 0..4 {
+        b.run(LoopFlags::ONCE).unwrap();
+        if log.len() > 0 {
+            break;
+        }
+    }
+    assert_eq!(log.joined(), "event CONNECTED");
+    assert!(
+        b.backend_mut().pending.is_empty(),
+        "the spurious answer was given"
+    );
+    bev.free(&mut b).unwrap();
+    drop(listener);
+}
