@@ -716,3 +716,41 @@ fn a_connect_still_in_progress_at_a_wakeup_keeps_waiting() {
     bev.free(&mut b).unwrap();
     drop(listener);
 }
+
+/// Output queued before a connect completes goes out once connected when writing is enabled
+/// (the default), and waits when the user disabled WRITE (`bufferevent_writecb` after
+/// `evutil_socket_finished_connecting_`: no write while WRITE is off).
+#[test]
+fn output_queued_before_connecting_follows_the_write_enable() {
+    for write_enabled in [true, false] {
+        let log = Log::default();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut b = base();
+        let bev = BufferEvent::socket_new(&mut b, -1, BevOptions::CLOSE_ON_FREE).unwrap();
+        let l = log.clone();
+        bev.set_eventcb(&mut b, move |_, _, what| l.push(format!("event {what}")))
+            .unwrap();
+        if !write_enabled {
+            bev.disable(&mut b, Events::WRITE).unwrap();
+        }
+        bev.write(&mut b, b"queued").unwrap();
+        bev.socket_connect(&mut b, listener.local_addr().unwrap())
+            .unwrap();
+        for _ in 0..3 {
+            b.run(LoopFlags::NONBLOCK | LoopFlags::ONCE).unwrap();
+        }
+        assert_eq!(log.joined(), "event CONNECTED", "{write_enabled}");
+        let (mut peer, _) = listener.accept().unwrap();
+        peer.set_nonblocking(true).unwrap();
+        let mut got = [0u8; 16];
+        let r = std::io::Read::read(&mut peer, &mut got);
+        if write_enabled {
+            assert_eq!(r.unwrap(), 6);
+            assert_eq!(&got[..6], b"queued");
+        } else {
+            assert_eq!(r.unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
+            assert_eq!(bev.output(&b).unwrap().len(), 6);
+        }
+        bev.free(&mut b).unwrap();
+    }
+}
