@@ -609,16 +609,29 @@ fn a_refused_connect_seen_by_the_read_is_reported_once() {
     bev.free(&mut b).unwrap();
 }
 
-/// A real epoll backend whose `take_socket_error` answers EINPROGRESS once per connect, as the
-/// simulator does while a SYN is unanswered: the connect's first write wakeup is spurious.
-struct SpuriousConnectWakeup {
+/// A real epoll backend with answers the kernel does not give here but other systems (or the
+/// simulator) may: `take_socket_error` says EINPROGRESS once per connect (the simulator's answer
+/// while a SYN is unanswered: the connect's first write wakeup is spurious), and, with
+/// `zero_writes`, `write` returns 0.
+struct Quirks {
     inner: EpollBackend,
     pending: Vec<evloop::Fd>,
+    zero_writes: bool,
 }
 
-impl Backend for SpuriousConnectWakeup {
+impl Quirks {
+    fn new() -> Quirks {
+        Quirks {
+            inner: EpollBackend::new().unwrap(),
+            pending: Vec::new(),
+            zero_writes: false,
+        }
+    }
+}
+
+impl Backend for Quirks {
     fn name(&self) -> &'static str {
-        "spurious"
+        "quirks"
     }
     fn features(&self) -> evloop::backend::Features {
         self.inner.features()
@@ -647,6 +660,9 @@ impl Backend for SpuriousConnectWakeup {
         self.inner.read(fd, buf)
     }
     fn write(&mut self, fd: evloop::Fd, buf: &[u8]) -> std::io::Result<usize> {
+        if self.zero_writes {
+            return Ok(0);
+        }
         self.inner.write(fd, buf)
     }
     fn shutdown(&mut self, fd: evloop::Fd, how: evloop::backend::Shutdown) -> std::io::Result<()> {
@@ -693,10 +709,7 @@ fn a_connect_still_in_progress_at_a_wakeup_keeps_waiting() {
     let log = Log::default();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let mut b = Base::new(SpuriousConnectWakeup {
-        inner: EpollBackend::new().unwrap(),
-        pending: Vec::new(),
-    });
+    let mut b = Base::new(Quirks::new());
     let bev = BufferEvent::socket_new(&mut b, -1, BevOptions::CLOSE_ON_FREE).unwrap();
     let l = log.clone();
     bev.set_eventcb(&mut b, move |_, _, what| l.push(format!("event {what}")))
@@ -718,8 +731,9 @@ fn a_connect_still_in_progress_at_a_wakeup_keeps_waiting() {
 }
 
 /// Output queued before a connect completes goes out once connected when writing is enabled
-/// (the default), and waits when the user disabled WRITE (`bufferevent_writecb` after
-/// `evutil_socket_finished_connecting_`: no write while WRITE is off).
+/// (the default), with the write callback in the same wakeup, and waits when the user disabled
+/// WRITE (`bufferevent_writecb` after `evutil_socket_finished_connecting_`: no write while WRITE
+/// is off).
 #[test]
 fn output_queued_before_connecting_follows_the_write_enable() {
     for write_enabled in [true, false] {
@@ -730,6 +744,9 @@ fn output_queued_before_connecting_follows_the_write_enable() {
         let l = log.clone();
         bev.set_eventcb(&mut b, move |_, _, what| l.push(format!("event {what}")))
             .unwrap();
+        let l = log.clone();
+        bev.set_writecb(&mut b, move |_, _| l.push("written"))
+            .unwrap();
         if !write_enabled {
             bev.disable(&mut b, Events::WRITE).unwrap();
         }
@@ -739,7 +756,13 @@ fn output_queued_before_connecting_follows_the_write_enable() {
         for _ in 0..3 {
             b.run(LoopFlags::NONBLOCK | LoopFlags::ONCE).unwrap();
         }
-        assert_eq!(log.joined(), "event CONNECTED", "{write_enabled}");
+        // The wakeup that completes the connect and writes runs the write callback too.
+        let want = if write_enabled {
+            "event CONNECTED written"
+        } else {
+            "event CONNECTED"
+        };
+        assert_eq!(log.joined(), want);
         let (mut peer, _) = listener.accept().unwrap();
         peer.set_nonblocking(true).unwrap();
         let mut got = [0u8; 16];
@@ -753,4 +776,26 @@ fn output_queued_before_connecting_follows_the_write_enable() {
         }
         bev.free(&mut b).unwrap();
     }
+}
+
+/// A write that returns 0 is reported as WRITING|EOF and stops writing, as
+/// `bufferevent_writecb` does (libevent notes that 0 is not really an end of file).
+#[test]
+fn a_write_returning_zero_is_writing_eof() {
+    let log = Log::default();
+    let mut b = Base::new(Quirks::new());
+    let (s0, s1) = b.backend_mut().socketpair().unwrap();
+    let bev = BufferEvent::socket_new(&mut b, s0, BevOptions::NONE).unwrap();
+    let l = log.clone();
+    bev.set_eventcb(&mut b, move |_, _, what| l.push(format!("event {what}")))
+        .unwrap();
+    b.backend_mut().zero_writes = true;
+    bev.write(&mut b, b"data").unwrap();
+    b.run(LoopFlags::NONBLOCK).unwrap();
+    assert_eq!(log.joined(), "event WRITING|EOF");
+    assert!(!bev.enabled(&b).unwrap().contains(Events::WRITE));
+    assert_eq!(bev.output(&b).unwrap().len(), 4);
+    bev.free(&mut b).unwrap();
+    b.backend_mut().close(s0).unwrap();
+    b.backend_mut().close(s1).unwrap();
 }
