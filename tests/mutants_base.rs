@@ -188,3 +188,48 @@ fn deleting_another_pending_signal_event_keeps_the_running_repetitions() {
     b.free(x).unwrap();
     b.free(y).unwrap();
 }
+
+/// Loop flags combine as a set: a flag given twice is still set (`|` and `union` agree).
+#[test]
+fn loop_flags_combine_as_a_set() {
+    use evloop::LoopFlags;
+    let once = LoopFlags::ONCE;
+    assert_eq!(once | once, once);
+    assert_eq!(once.union(once), once);
+    let both = LoopFlags::ONCE | LoopFlags::NONBLOCK;
+    assert_eq!(both | LoopFlags::NONBLOCK, both);
+    assert_eq!(both.union(LoopFlags::ONCE), both);
+    assert!(both.contains(once) && !once.contains(both));
+}
+
+/// Common-timeout handles number themselves 0, 1, … in creation order, keep their duration,
+/// and encode both in libevent's magic `tv_usec`; the same duration gives the same handle.
+#[test]
+fn common_timeout_handles() {
+    let mut b = base();
+    let a = b.init_common_timeout(ms(250)).unwrap();
+    let c = b
+        .init_common_timeout(std::time::Duration::from_micros(1_000_001))
+        .unwrap();
+    assert_eq!((a.index(), a.duration()), (0, ms(250)));
+    assert_eq!(
+        (c.index(), c.duration()),
+        (1, std::time::Duration::from_micros(1_000_001))
+    );
+    assert_eq!(a.magic_usec(), 250_000 | 0x5000_0000);
+    assert_eq!(c.magic_usec(), 1 | 0x5000_0000 | 1 << 20);
+    assert_eq!(b.init_common_timeout(ms(250)).unwrap(), a);
+}
+
+/// `{:?}` of a base shows its method and its counters.
+#[test]
+fn base_debug_shows_method_and_counts() {
+    let mut b = base();
+    b.priority_init(3).unwrap();
+    let t = b.timer_new(|_, _, _| {}).unwrap();
+    b.add(t, Some(ms(5))).unwrap();
+    assert_eq!(
+        format!("{b:?}"),
+        "Base { method: \"epoll\", priorities: 3, added: 1, active: 0 }"
+    );
+}
