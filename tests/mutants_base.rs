@@ -233,3 +233,56 @@ fn base_debug_shows_method_and_counts() {
         "Base { method: \"epoll\", priorities: 3, added: 1, active: 0 }"
     );
 }
+
+/// The callback hook names each kind (a WRITE-only fd event is `Io`, an activated signal event
+/// `Signal`, a bare callback `Bare`) and marks only the base's own events (here a common
+/// timeout's timer) internal; `first_active_priority` follows the queues; `callbacks_run` counts every callback.
+#[test]
+fn callback_info_kinds_priorities_and_counts() {
+    let mut b = base();
+    b.priority_init(3).unwrap();
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let s = seen.clone();
+    b.set_callback_hook(Some(Box::new(move |info, before| {
+        if before {
+            s.borrow_mut().push(format!(
+                "{:?}/{}/{}",
+                info.kind, info.priority, info.internal
+            ));
+        }
+    })));
+    let (s0, s1) = b.backend_mut().socketpair().unwrap();
+    let w = b.event_new(s0, Events::WRITE, |_, _, _| {}).unwrap();
+    b.priority_set(w, 0).unwrap();
+    let sig = b.signal_new(12, |_, _, _| {}).unwrap();
+    b.priority_set(sig, 2).unwrap();
+    let bare = b.callback_new(|_, _| {});
+    b.priority_set(bare, 1).unwrap();
+    assert_eq!(b.first_active_priority(), None);
+    b.active(sig, Events::SIGNAL, 1).unwrap();
+    assert_eq!(b.first_active_priority(), Some(2));
+    assert!(b.callback_activate(bare).unwrap());
+    assert_eq!(b.first_active_priority(), Some(1));
+    b.add(w, None).unwrap();
+    let before = b.callbacks_run();
+    b.run(evloop::LoopFlags::NONBLOCK).unwrap();
+    assert_eq!(
+        *seen.borrow(),
+        ["Io/0/false", "Bare/1/false", "Signal/2/false"]
+    );
+    assert_eq!(b.callbacks_run() - before, 3);
+    assert_eq!(b.first_active_priority(), None);
+    // A common timeout's own timer is internal (it runs first, at priority 0, and moves the
+    // due events of its list to their queues); the user's timer is not.
+    seen.borrow_mut().clear();
+    let common = b.init_common_timeout(ms(10)).unwrap();
+    let t = b.timer_new(|_, _, _| {}).unwrap();
+    b.add_with(t, Some(evloop::Timeout::Common(common)))
+        .unwrap();
+    let before = b.callbacks_run();
+    b.run(evloop::LoopFlags::ONCE).unwrap();
+    assert_eq!(*seen.borrow(), ["Timer/0/true", "Timer/1/false"]);
+    assert_eq!(b.callbacks_run() - before, 2);
+    b.backend_mut().close(s0).unwrap();
+    b.backend_mut().close(s1).unwrap();
+}
