@@ -286,3 +286,32 @@ fn callback_info_kinds_priorities_and_counts() {
     b.backend_mut().close(s0).unwrap();
     b.backend_mut().close(s1).unwrap();
 }
+
+/// A signal event cannot also ask for I/O: SIGNAL with READ, WRITE or CLOSED is refused.
+#[test]
+fn signal_with_any_io_flag_is_refused() {
+    let mut b = base();
+    for io in [Events::READ, Events::WRITE, Events::CLOSED] {
+        let r = b.event_new(12, Events::SIGNAL | io, |_, _, _| {});
+        assert!(matches!(r, Err(evloop::Error::Invalid(_))), "{io}");
+    }
+    assert!(b.event_new(12, Events::SIGNAL, |_, _, _| {}).is_ok());
+}
+
+/// A bare callback has no descriptor: its fd is -1, as the hook reports it.
+#[test]
+fn a_bare_callback_has_no_fd() {
+    let mut b = base();
+    let bare = b.callback_new(|_, _| {});
+    assert_eq!(b.fd_of(bare).unwrap(), -1);
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let s = seen.clone();
+    b.set_callback_hook(Some(Box::new(move |info, before| {
+        if before {
+            s.borrow_mut().push(info.fd);
+        }
+    })));
+    b.callback_activate(bare).unwrap();
+    b.run(evloop::LoopFlags::NONBLOCK).unwrap();
+    assert_eq!(*seen.borrow(), [-1]);
+}
