@@ -315,3 +315,24 @@ fn a_bare_callback_has_no_fd() {
     b.run(evloop::LoopFlags::NONBLOCK).unwrap();
     assert_eq!(*seen.borrow(), [-1]);
 }
+
+/// A once-event with only TIMEOUT is a pure timer whatever fd it is given (`event_base_once`
+/// assigns it with `evtimer_assign`): the hook sees a `Timer` on fd -1.
+#[test]
+fn a_timeout_only_once_event_is_a_timer_without_fd() {
+    let mut b = base();
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let s = seen.clone();
+    b.set_callback_hook(Some(Box::new(move |info, before| {
+        if before {
+            s.borrow_mut().push((info.kind, info.fd));
+        }
+    })));
+    b.once(7, Events::TIMEOUT, Some(ms(5)), |_, _| {}).unwrap();
+    b.once(-1, Events::TIMEOUT, None, |_, _| {}).unwrap();
+    b.dispatch().unwrap();
+    assert_eq!(
+        *seen.borrow(),
+        [(CallbackKind::Timer, -1), (CallbackKind::Timer, -1)]
+    );
+}
