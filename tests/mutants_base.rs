@@ -336,3 +336,63 @@ fn a_timeout_only_once_event_is_a_timer_without_fd() {
         [(CallbackKind::Timer, -1), (CallbackKind::Timer, -1)]
     );
 }
+
+/// A common timeout's own timer has no descriptor (fd -1), like any timer.
+#[test]
+fn a_common_timeouts_timer_has_no_fd() {
+    let mut b = base();
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let s = seen.clone();
+    b.set_callback_hook(Some(Box::new(move |info, before| {
+        if before {
+            s.borrow_mut().push((info.internal, info.fd));
+        }
+    })));
+    let common = b.init_common_timeout(ms(10)).unwrap();
+    let t = b.timer_new(|_, _, _| {}).unwrap();
+    b.add_with(t, Some(evloop::Timeout::Common(common)))
+        .unwrap();
+    b.dispatch().unwrap();
+    assert_eq!(*seen.borrow(), [(true, -1), (false, -1)]);
+}
+
+/// `remove_timer` drops a pending timeout (a pure timer does not fire; an fd event keeps its
+/// I/O registration without the timeout) and touches nothing else: on a deleted persistent
+/// event it keeps the I/O timeout that the next I/O callback re-arms (libevent clears
+/// `ev_io_timeout` only when `EVLIST_TIMEOUT` is set).
+#[test]
+fn remove_timer_drops_only_a_pending_timeout() {
+    let log = Log::default();
+    let mut b = base();
+    let l = log.clone();
+    let t = b
+        .timer_new(move |b, _, w| l.push(format!("t {w}{}", at(b))))
+        .unwrap();
+    b.add(t, Some(ms(10))).unwrap();
+    b.remove_timer(t).unwrap();
+    assert_eq!(b.pending(t, Events::TIMEOUT).unwrap().0, Events::NONE);
+    let (s0, s1) = b.backend_mut().socketpair().unwrap();
+    let l = log.clone();
+    let e = b
+        .event_new(s0, Events::READ | Events::PERSIST, move |b, _, w| {
+            if w.contains(Events::READ) {
+                let mut buf = [0u8; 8];
+                b.backend_mut().read(s0, &mut buf).unwrap();
+            }
+            l.push(format!("e {w}{}", at(b)));
+        })
+        .unwrap();
+    b.add(e, Some(ms(100))).unwrap();
+    b.del(e).unwrap();
+    b.remove_timer(e).unwrap(); // no timeout pending: nothing to drop
+    b.add(e, None).unwrap();
+    b.backend_mut().advance(ms(20));
+    assert_eq!(b.backend_mut().write(s1, b"x").unwrap(), 1);
+    b.run(evloop::LoopFlags::ONCE).unwrap();
+    b.loopexit(Some(ms(150))).unwrap();
+    b.dispatch().unwrap();
+    assert_eq!(log.joined(), "e R@20 e T@120");
+    b.del(e).unwrap();
+    b.backend_mut().close(s0).unwrap();
+    b.backend_mut().close(s1).unwrap();
+}
