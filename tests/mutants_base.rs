@@ -396,3 +396,23 @@ fn remove_timer_drops_only_a_pending_timeout() {
     b.backend_mut().close(s0).unwrap();
     b.backend_mut().close(s1).unwrap();
 }
+
+/// `callback_cancel` takes an activated bare callback off its queue, active or active-later:
+/// it does not run; activated again, it runs once.
+#[test]
+fn a_cancelled_callback_does_not_run() {
+    let log = Log::default();
+    let mut b = base();
+    let l = log.clone();
+    let cb = b.callback_new(move |_, _| l.push("ran"));
+    assert!(b.callback_activate(cb).unwrap());
+    b.callback_cancel(cb).unwrap();
+    b.run(evloop::LoopFlags::NONBLOCK).unwrap();
+    assert!(b.callback_activate_later(cb).unwrap());
+    b.callback_cancel(cb).unwrap();
+    b.run(evloop::LoopFlags::NONBLOCK).unwrap();
+    assert_eq!(log.joined(), "");
+    assert!(b.callback_activate(cb).unwrap(), "not queued any more");
+    b.run(evloop::LoopFlags::NONBLOCK).unwrap();
+    assert_eq!(log.joined(), "ran");
+}
