@@ -416,3 +416,39 @@ fn a_cancelled_callback_does_not_run() {
     b.run(evloop::LoopFlags::NONBLOCK).unwrap();
     assert_eq!(log.joined(), "ran");
 }
+
+/// `active_by_fd` activates the events on the fd that want the given bits (no data needed),
+/// `active_by_signal` the events of the signal, once; `pending` reports an added signal or
+/// CLOSED event's own bit.
+#[test]
+fn activating_by_fd_and_by_signal_and_pending_bits() {
+    let log = Log::default();
+    let mut b = base();
+    let (s0, s1) = b.backend_mut().socketpair().unwrap();
+    let l = log.clone();
+    let r = b
+        .event_new(s0, Events::READ, move |_, _, w| l.push(format!("r {w}")))
+        .unwrap();
+    let l = log.clone();
+    let c = b
+        .event_new(s1, Events::CLOSED, move |_, _, w| l.push(format!("c {w}")))
+        .unwrap();
+    let l = log.clone();
+    let sig = b
+        .signal_new(12, move |_, _, w| l.push(format!("s {w}")))
+        .unwrap();
+    b.add(r, None).unwrap();
+    b.add(c, None).unwrap();
+    b.add(sig, None).unwrap();
+    assert_eq!(b.pending(c, Events::CLOSED).unwrap().0, Events::CLOSED);
+    assert_eq!(b.pending(sig, Events::SIGNAL).unwrap().0, Events::SIGNAL);
+    b.active_by_fd(s0, Events::READ);
+    b.active_by_signal(12);
+    b.run(evloop::LoopFlags::NONBLOCK | evloop::LoopFlags::ONCE)
+        .unwrap();
+    assert_eq!(log.joined(), "r R s S");
+    b.del(c).unwrap();
+    b.del(sig).unwrap();
+    b.backend_mut().close(s0).unwrap();
+    b.backend_mut().close(s1).unwrap();
+}
