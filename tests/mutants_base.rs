@@ -452,3 +452,25 @@ fn activating_by_fd_and_by_signal_and_pending_bits() {
     b.backend_mut().close(s0).unwrap();
     b.backend_mut().close(s1).unwrap();
 }
+
+/// `pending` answers only what was asked: READ alone does not bring the pending TIMEOUT or its
+/// deadline; the deadline comes only with a pending TIMEOUT that was asked for.
+#[test]
+fn pending_answers_only_what_was_asked() {
+    let mut b = base();
+    let (s0, s1) = b.backend_mut().socketpair().unwrap();
+    let e = b.event_new(s0, Events::READ, |_, _, _| {}).unwrap();
+    b.add(e, Some(ms(50))).unwrap();
+    let (p, tv) = b.pending(e, Events::READ).unwrap();
+    assert_eq!((p, tv), (Events::READ, None));
+    let (p, tv) = b.pending(e, Events::TIMEOUT).unwrap();
+    assert_eq!(p, Events::TIMEOUT);
+    assert!(tv.is_some());
+    b.del(e).unwrap();
+    assert_eq!(
+        b.pending(e, Events::TIMEOUT | Events::READ).unwrap(),
+        (Events::NONE, None)
+    );
+    b.backend_mut().close(s0).unwrap();
+    b.backend_mut().close(s1).unwrap();
+}
