@@ -474,3 +474,29 @@ fn pending_answers_only_what_was_asked() {
     b.backend_mut().close(s0).unwrap();
     b.backend_mut().close(s1).unwrap();
 }
+
+/// `is_pending` is true for each way of waiting: an fd event added without a timeout, a timer
+/// with one, an event made active by hand, a callback activated for later; false once done.
+#[test]
+fn is_pending_covers_every_way_of_waiting() {
+    let mut b = base();
+    let (s0, s1) = b.backend_mut().socketpair().unwrap();
+    let io = b.event_new(s0, Events::READ, |_, _, _| {}).unwrap();
+    b.add(io, None).unwrap();
+    let t = b.timer_new(|_, _, _| {}).unwrap();
+    b.add(t, Some(ms(10))).unwrap();
+    let act = b.timer_new(|_, _, _| {}).unwrap();
+    b.active(act, Events::TIMEOUT, 1).unwrap();
+    let later = b.callback_new(|_, _| {});
+    b.callback_activate_later(later).unwrap();
+    for (name, id) in [("io", io), ("timer", t), ("active", act), ("later", later)] {
+        assert!(b.is_pending(id).unwrap(), "{name}");
+    }
+    b.del(io).unwrap();
+    b.dispatch().unwrap();
+    for (name, id) in [("io", io), ("timer", t), ("active", act), ("later", later)] {
+        assert!(!b.is_pending(id).unwrap(), "{name}");
+    }
+    b.backend_mut().close(s0).unwrap();
+    b.backend_mut().close(s1).unwrap();
+}
