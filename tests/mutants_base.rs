@@ -500,3 +500,27 @@ fn is_pending_covers_every_way_of_waiting() {
     b.backend_mut().close(s0).unwrap();
     b.backend_mut().close(s1).unwrap();
 }
+
+/// A base claims the process's signals when it enters its loop only if it has signal events
+/// (`evsig_set_base_` under `ev_signal_added && ev_n_signals_added`): a base whose only signal
+/// event was deleted leaves them with the base that still waits for one.
+#[test]
+fn a_base_without_signal_events_does_not_claim_signals() {
+    let log = Log::default();
+    let mut a = base();
+    let mut c = base();
+    let l = log.clone();
+    let ea = a
+        .signal_new(libc::SIGUSR1, move |_, _, w| l.push(format!("a {w}")))
+        .unwrap();
+    let ec = c.signal_new(libc::SIGUSR1, |_, _, _| {}).unwrap();
+    a.add(ea, None).unwrap();
+    c.add(ec, None).unwrap();
+    c.del(ec).unwrap();
+    a.run(evloop::LoopFlags::NONBLOCK).unwrap();
+    c.run(evloop::LoopFlags::NONBLOCK).unwrap();
+    a.backend_mut().raise(libc::SIGUSR1).unwrap();
+    a.run(evloop::LoopFlags::NONBLOCK).unwrap();
+    assert_eq!(log.joined(), "a S");
+    a.del(ea).unwrap();
+}
