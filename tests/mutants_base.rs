@@ -524,3 +524,30 @@ fn a_base_without_signal_events_does_not_claim_signals() {
     assert_eq!(log.joined(), "a S");
     a.del(ea).unwrap();
 }
+
+/// Adding an fd event while it is active (made active by hand, never added) does not register
+/// it for I/O (`event_add_nolock_` inserts only events that are neither inserted nor active):
+/// after its callback, bytes arriving on the fd do not wake it.
+#[test]
+fn adding_an_active_event_does_not_register_its_io() {
+    let log = Log::default();
+    let mut b = base();
+    let (s0, s1) = b.backend_mut().socketpair().unwrap();
+    let l = log.clone();
+    let e = b
+        .event_new(s0, Events::READ | Events::PERSIST, move |_, _, w| {
+            l.push(format!("e {w}"))
+        })
+        .unwrap();
+    b.active(e, Events::READ, 1).unwrap();
+    b.add(e, None).unwrap();
+    b.run(evloop::LoopFlags::NONBLOCK | evloop::LoopFlags::ONCE)
+        .unwrap();
+    assert_eq!(log.joined(), "e R");
+    assert_eq!(b.backend_mut().write(s1, b"x").unwrap(), 1);
+    b.run(evloop::LoopFlags::NONBLOCK | evloop::LoopFlags::ONCE)
+        .unwrap();
+    assert_eq!(log.joined(), "", "not registered for I/O");
+    b.backend_mut().close(s0).unwrap();
+    b.backend_mut().close(s1).unwrap();
+}
