@@ -551,3 +551,36 @@ fn adding_an_active_event_does_not_register_its_io() {
     b.backend_mut().close(s0).unwrap();
     b.backend_mut().close(s1).unwrap();
 }
+
+/// Re-adding with a timeout a signal event that is waiting to run for its timeout removes it
+/// from its queue without touching the repetitions of another signal event's running closure
+/// (libevent aborts only the closure that the re-added event itself is running).
+#[test]
+fn re_adding_a_timed_out_signal_event_keeps_other_repetitions() {
+    let log = Log::default();
+    let mut b = base();
+    b.priority_init(2).unwrap();
+    let l = log.clone();
+    let sb = b
+        .signal_new(12, move |b, _, w| l.push(format!("b {w}{}", at(b))))
+        .unwrap();
+    b.priority_set(sb, 1).unwrap();
+    let l = log.clone();
+    let sa = b
+        .signal_new(10, move |b, _, w| {
+            l.push(format!("a {w}"));
+            b.add(sb, Some(ms(50))).unwrap();
+        })
+        .unwrap();
+    b.priority_set(sa, 0).unwrap();
+    b.add(sb, Some(ms(10))).unwrap();
+    b.backend_mut().advance(ms(10));
+    b.active(sa, Events::SIGNAL, 3).unwrap();
+    b.run(evloop::LoopFlags::ONCE).unwrap();
+    assert_eq!(log.joined(), "a S a S a S", "all three repetitions");
+    b.loopexit(Some(ms(100))).unwrap();
+    b.dispatch().unwrap();
+    assert_eq!(log.joined(), "b T@60", "b waits for its new timeout");
+    b.del(sa).unwrap();
+    b.del(sb).unwrap();
+}
