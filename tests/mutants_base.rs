@@ -584,3 +584,64 @@ fn re_adding_a_timed_out_signal_event_keeps_other_repetitions() {
     b.del(sa).unwrap();
     b.del(sb).unwrap();
 }
+
+/// Activating an event at the running callback's own priority does not end the pass
+/// (`event_continue` is set only for a more urgent priority): the rest of the queue runs before
+/// the next iteration looks at the timers, even when a timer became due meanwhile.
+#[test]
+fn activating_at_the_running_priority_does_not_end_the_pass() {
+    let log = Log::default();
+    let mut b = base();
+    b.priority_init(2).unwrap();
+    let l = log.clone();
+    let t = b.timer_new(move |_, _, _| l.push("T")).unwrap();
+    b.priority_set(t, 0).unwrap();
+    b.add(t, Some(ms(10))).unwrap();
+    let l = log.clone();
+    let c = b.timer_new(move |_, _, _| l.push("C")).unwrap();
+    let l = log.clone();
+    let bb = b.timer_new(move |_, _, _| l.push("B")).unwrap();
+    let l = log.clone();
+    let a = b
+        .timer_new(move |b, _, _| {
+            l.push("A");
+            b.backend_mut().advance(ms(10));
+            b.active(c, Events::TIMEOUT, 1).unwrap();
+        })
+        .unwrap();
+    for e in [a, bb, c] {
+        b.priority_set(e, 1).unwrap();
+    }
+    b.active(a, Events::TIMEOUT, 1).unwrap();
+    b.active(bb, Events::TIMEOUT, 1).unwrap();
+    b.run(evloop::LoopFlags::NONBLOCK).unwrap();
+    assert_eq!(log.joined(), "A B C T");
+}
+
+/// An event waiting on the active-later queue that is activated is moved to its active queue
+/// at once, keeping the result bits it had (`event_active_nolock_`'s ACTIVE_LATER case:
+/// `ev_res |= res`, then the move): it runs before an event activated after it, with both bits.
+#[test]
+fn activating_an_active_later_event_moves_it_and_merges_its_bits() {
+    let log = Log::default();
+    let mut b = base();
+    let (s0, s1) = b.backend_mut().socketpair().unwrap();
+    let l = log.clone();
+    let e = b
+        .event_new(s0, Events::READ | Events::WRITE, move |_, _, w| {
+            l.push(format!("e {w}"))
+        })
+        .unwrap();
+    let l = log.clone();
+    let x = b.timer_new(move |_, _, _| l.push("x")).unwrap();
+    b.active(e, Events::READ, 1).unwrap();
+    b.run(evloop::LoopFlags::NONBLOCK).unwrap();
+    assert_eq!(log.joined(), "e R");
+    assert!(b.callback_activate_later(e).unwrap());
+    b.active(e, Events::WRITE, 1).unwrap();
+    b.active(x, Events::TIMEOUT, 1).unwrap();
+    b.run(evloop::LoopFlags::NONBLOCK).unwrap();
+    assert_eq!(log.joined(), "e RW x");
+    b.backend_mut().close(s0).unwrap();
+    b.backend_mut().close(s1).unwrap();
+}
