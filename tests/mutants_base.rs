@@ -645,3 +645,38 @@ fn activating_an_active_later_event_moves_it_and_merges_its_bits() {
     b.backend_mut().close(s0).unwrap();
     b.backend_mut().close(s1).unwrap();
 }
+
+/// The same for an event moved from the active-later queue: activated at the running priority
+/// it does not end the pass; at a more urgent one it does (the next iteration runs it first).
+#[test]
+fn activating_an_active_later_event_ends_the_pass_only_if_more_urgent() {
+    for (pri, want) in [(1u8, "A B L T"), (0, "A L T B")] {
+        let log = Log::default();
+        let mut b = base();
+        b.priority_init(2).unwrap();
+        let l = log.clone();
+        let t = b.timer_new(move |_, _, _| l.push("T")).unwrap();
+        b.priority_set(t, 0).unwrap();
+        b.add(t, Some(ms(10))).unwrap();
+        let l = log.clone();
+        let late = b.timer_new(move |_, _, _| l.push("L")).unwrap();
+        b.priority_set(late, pri as usize).unwrap();
+        let l = log.clone();
+        let bb = b.timer_new(move |_, _, _| l.push("B")).unwrap();
+        let l = log.clone();
+        let a = b
+            .timer_new(move |b, _, _| {
+                l.push("A");
+                b.backend_mut().advance(ms(10));
+                assert!(b.callback_activate_later(late).unwrap());
+                b.active(late, Events::TIMEOUT, 1).unwrap();
+            })
+            .unwrap();
+        b.priority_set(a, 1).unwrap();
+        b.priority_set(bb, 1).unwrap();
+        b.active(a, Events::TIMEOUT, 1).unwrap();
+        b.active(bb, Events::TIMEOUT, 1).unwrap();
+        b.run(evloop::LoopFlags::NONBLOCK).unwrap();
+        assert_eq!(log.joined(), want, "priority {pri}");
+    }
+}
