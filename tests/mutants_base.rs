@@ -680,3 +680,18 @@ fn activating_an_active_later_event_ends_the_pass_only_if_more_urgent() {
         assert_eq!(log.joined(), want, "priority {pri}");
     }
 }
+
+/// A bare callback waiting on the active-later queue and then activated with `active` moves to
+/// its active queue once: it runs once.
+#[test]
+fn an_active_later_bare_callback_activated_runs_once() {
+    let log = Log::default();
+    let mut b = base();
+    let l = log.clone();
+    let cb = b.callback_new(move |_, _| l.push("cb"));
+    assert!(b.callback_activate_later(cb).unwrap());
+    b.active(cb, Events::TIMEOUT, 1).unwrap();
+    b.run(evloop::LoopFlags::NONBLOCK).unwrap();
+    assert_eq!(log.joined(), "cb");
+    assert!(!b.is_pending(cb).unwrap());
+}
