@@ -695,3 +695,66 @@ fn an_active_later_bare_callback_activated_runs_once() {
     assert_eq!(log.joined(), "cb");
     assert!(!b.is_pending(cb).unwrap());
 }
+
+/// A callback moved from the active-later queue is active: another callback that runs before
+/// it in the same pass sees it pending.
+#[test]
+fn a_callback_moved_from_active_later_is_pending() {
+    let log = Log::default();
+    let mut b = base();
+    b.priority_init(2).unwrap();
+    let later = b.callback_new(|_, _| {});
+    let l = log.clone();
+    let first = b
+        .timer_new(move |b, _, _| l.push(format!("{}", b.is_pending(later).unwrap())))
+        .unwrap();
+    b.priority_set(first, 0).unwrap();
+    assert!(b.callback_activate_later(later).unwrap());
+    b.active(first, Events::TIMEOUT, 1).unwrap();
+    b.run(evloop::LoopFlags::NONBLOCK).unwrap();
+    assert_eq!(log.joined(), "true");
+    assert!(!b.is_pending(later).unwrap());
+}
+
+/// Deferred callbacks moved from the active-later queue at the top of an iteration count
+/// against that iteration's budget of 33 direct activations (`event_process_active` counts
+/// them in `n_deferreds_queued`): of 30 scheduled after 7 were moved, 26 run in the pass and 4
+/// wait for the next one, behind an event activated after them.
+#[test]
+fn deferreds_moved_from_active_later_count_against_the_budget() {
+    let log = Log::default();
+    let mut b = base();
+    let budget = evloop::MAX_DEFERREDS_QUEUED as usize + 1;
+    let l = log.clone();
+    let marker = b.timer_new(move |_, _, _| l.push("M")).unwrap();
+    let seconds: Vec<_> = (0..30)
+        .map(|i| {
+            let l = log.clone();
+            b.callback_new(move |_, _| l.push(format!("e{i}")))
+        })
+        .collect();
+    let firsts: Vec<_> = (0..budget + 7)
+        .map(|i| {
+            let l = log.clone();
+            let seconds = seconds.clone();
+            b.callback_new(move |b, _| {
+                l.push(format!("c{i}"));
+                // The first callback moved from the active-later queue schedules 30 more.
+                if i == budget {
+                    for &e in &seconds {
+                        b.deferred_schedule(e).unwrap();
+                    }
+                    b.active(marker, Events::TIMEOUT, 1).unwrap();
+                }
+            })
+        })
+        .collect();
+    for &c in &firsts {
+        b.deferred_schedule(c).unwrap();
+    }
+    b.run(evloop::LoopFlags::NONBLOCK).unwrap();
+    let got = log.take();
+    let pos = |s: &str| got.iter().position(|x| x == s).unwrap();
+    assert_eq!(got.len(), budget + 7 + 30 + 1);
+    assert!(pos("e25") < pos("M") && pos("M") < pos("e26"), "{got:?}");
+}
