@@ -758,3 +758,32 @@ fn deferreds_moved_from_active_later_count_against_the_budget() {
     assert_eq!(got.len(), budget + 7 + 30 + 1);
     assert!(pos("e25") < pos("M") && pos("M") < pos("e26"), "{got:?}");
 }
+
+/// A common-timeout list stays sorted when an event goes in before the tail: a persistent event
+/// that fired late is re-added relative to its old deadline (`event_persist_closure`), which
+/// can be earlier than an event added meanwhile; it still fires at its own deadline.
+#[test]
+fn a_late_persistent_common_timeout_is_inserted_in_order() {
+    let log = Log::default();
+    let mut b = base();
+    let common = b.init_common_timeout(ms(100)).unwrap();
+    let l = log.clone();
+    let p = b
+        .event_new(-1, Events::PERSIST, move |b, _, w| {
+            l.push(format!("P {w}{}", at(b)))
+        })
+        .unwrap();
+    let l = log.clone();
+    let q = b
+        .timer_new(move |b, _, w| l.push(format!("Q {w}{}", at(b))))
+        .unwrap();
+    b.add_with(p, Some(evloop::Timeout::Common(common)))
+        .unwrap();
+    b.backend_mut().advance(ms(150));
+    b.add_with(q, Some(evloop::Timeout::Common(common)))
+        .unwrap();
+    b.loopexit(Some(ms(120))).unwrap();
+    b.dispatch().unwrap();
+    assert_eq!(log.joined(), "P T@150 P T@200 Q T@250");
+    b.del(p).unwrap();
+}
