@@ -506,6 +506,7 @@ fn is_pending_covers_every_way_of_waiting() {
 /// event was deleted leaves them with the base that still waits for one.
 #[test]
 fn a_base_without_signal_events_does_not_claim_signals() {
+    let _g = SIGNALS.lock().unwrap_or_else(|e| e.into_inner());
     let log = Log::default();
     let mut a = base();
     let mut c = base();
@@ -786,4 +787,108 @@ fn a_late_persistent_common_timeout_is_inserted_in_order() {
     b.dispatch().unwrap();
     assert_eq!(log.joined(), "P T@150 P T@200 Q T@250");
     b.del(p).unwrap();
+}
+
+/// With `max_dispatch_callbacks` limited from priority 1 on, a priority-1 queue runs one
+/// callback per pass (the next iteration looks at the timers first); the limit does not apply
+/// below `limit_callbacks_after_prio`, so priority 0 runs its whole queue.
+#[test]
+fn the_callback_limit_starts_at_its_priority() {
+    let cfg = evloop::Config {
+        max_dispatch_callbacks: Some(1),
+        limit_callbacks_after_prio: 1,
+        ..Default::default()
+    };
+    for (pri, want) in [(1usize, "A T B"), (0, "A B T")] {
+        let log = Log::default();
+        let mut b = Base::with_config(VirtualTime::new(EpollBackend::new().unwrap()), &cfg);
+        b.priority_init(2).unwrap();
+        let l = log.clone();
+        let t = b.timer_new(move |_, _, _| l.push("T")).unwrap();
+        b.priority_set(t, 0).unwrap();
+        b.add(t, Some(ms(10))).unwrap();
+        let l = log.clone();
+        let bb = b.timer_new(move |_, _, _| l.push("B")).unwrap();
+        let l = log.clone();
+        let a = b
+            .timer_new(move |b, _, _| {
+                l.push("A");
+                b.backend_mut().advance(ms(10));
+            })
+            .unwrap();
+        b.priority_set(a, pri).unwrap();
+        b.priority_set(bb, pri).unwrap();
+        b.active(a, Events::TIMEOUT, 1).unwrap();
+        b.active(bb, Events::TIMEOUT, 1).unwrap();
+        b.run(evloop::LoopFlags::NONBLOCK).unwrap();
+        assert_eq!(log.joined(), want, "priority {pri}");
+    }
+}
+
+/// After a pass no priority is running (`event_running_priority` is back to -1): timers made
+/// active by the next iteration, even at the most urgent priority, do not cut that iteration's
+/// pass short, so the second of two timers due together runs in the same pass, with the same
+/// cached time, although the first one's callback let the clock move on.
+#[test]
+fn no_priority_is_running_between_passes() {
+    let log = Log::default();
+    let mut b = base();
+    b.priority_init(2).unwrap();
+    let l = log.clone();
+    let t0 = b
+        .timer_new(move |b, _, _| {
+            l.push(format!("T0{}", at(b)));
+            b.backend_mut().advance(ms(5));
+        })
+        .unwrap();
+    let l = log.clone();
+    let t1 = b
+        .timer_new(move |b, _, _| l.push(format!("T1{}", at(b))))
+        .unwrap();
+    for t in [t0, t1] {
+        b.priority_set(t, 0).unwrap();
+        b.add(t, Some(ms(10))).unwrap();
+    }
+    let l = log.clone();
+    let a = b
+        .timer_new(move |b, _, _| {
+            l.push("A");
+            b.backend_mut().advance(ms(10));
+        })
+        .unwrap();
+    b.priority_set(a, 1).unwrap();
+    b.active(a, Events::TIMEOUT, 1).unwrap();
+    b.run(evloop::LoopFlags::NONBLOCK).unwrap();
+    assert_eq!(log.joined(), "A T0@10 T1@10");
+}
+
+/// Tests here that raise real signals take turns: the process has one signal disposition.
+static SIGNALS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The signal pipe's callback activates the events of the signals that arrived, and only
+/// those (`evsig_cb` skips signals caught 0 times): with SIGUSR1 and SIGUSR2 both watched,
+/// raising SIGUSR1 runs the pipe's internal callback and SIGUSR1's event, nothing for SIGUSR2.
+#[test]
+fn only_the_signals_that_arrived_are_activated() {
+    let _g = SIGNALS.lock().unwrap_or_else(|e| e.into_inner());
+    let mut b = base();
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let s = seen.clone();
+    b.set_callback_hook(Some(Box::new(move |info, before| {
+        if before {
+            s.borrow_mut().push((info.kind, info.internal, info.fd));
+        }
+    })));
+    let e1 = b.signal_new(libc::SIGUSR1, |_, _, _| {}).unwrap();
+    let e2 = b.signal_new(libc::SIGUSR2, |_, _, _| {}).unwrap();
+    b.add(e1, None).unwrap();
+    b.add(e2, None).unwrap();
+    b.backend_mut().raise(libc::SIGUSR1).unwrap();
+    b.run(evloop::LoopFlags::NONBLOCK).unwrap();
+    let got = seen.borrow().clone();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!((got[0].0, got[0].1), (CallbackKind::Io, true), "the pipe");
+    assert_eq!(got[1], (CallbackKind::Signal, false, libc::SIGUSR1));
+    b.del(e1).unwrap();
+    b.del(e2).unwrap();
 }
