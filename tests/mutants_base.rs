@@ -892,3 +892,96 @@ fn only_the_signals_that_arrived_are_activated() {
     b.del(e1).unwrap();
     b.del(e2).unwrap();
 }
+
+/// `max_dispatch_interval`: after a callback, once the interval has passed, the pass ends and
+/// the next iteration looks at the timers first; while it has not passed, the queue goes on.
+#[test]
+fn the_dispatch_interval_ends_a_pass_only_once_passed() {
+    let cfg = evloop::Config {
+        max_dispatch_interval: Some(ms(10)),
+        limit_callbacks_after_prio: 0,
+        ..Default::default()
+    };
+    for (advance, want) in [(20, "A T B C"), (0, "A B C T")] {
+        let log = Log::default();
+        let mut b = Base::with_config(VirtualTime::new(EpollBackend::new().unwrap()), &cfg);
+        b.priority_init(2).unwrap();
+        let l = log.clone();
+        let t = b.timer_new(move |_, _, _| l.push("T")).unwrap();
+        b.priority_set(t, 0).unwrap();
+        let mk = |b: &mut Base<B>, name: &'static str| {
+            let l = log.clone();
+            let e = b.timer_new(move |_, _, _| l.push(name)).unwrap();
+            b.priority_set(e, 1).unwrap();
+            e
+        };
+        let (bb, c) = (mk(&mut b, "B"), mk(&mut b, "C"));
+        let l = log.clone();
+        let a = b
+            .timer_new(move |b, _, _| {
+                l.push("A");
+                b.backend_mut().advance(ms(advance));
+                b.add(t, Some(ms(0))).unwrap();
+            })
+            .unwrap();
+        b.priority_set(a, 1).unwrap();
+        for e in [a, bb, c] {
+            b.active(e, Events::TIMEOUT, 1).unwrap();
+        }
+        b.run(evloop::LoopFlags::NONBLOCK).unwrap();
+        assert_eq!(log.joined(), want, "advance {advance}");
+    }
+}
+
+/// A persistent timer that fired exactly one interval late is rescheduled for now (its previous
+/// deadline plus the interval), not a whole interval later: `event_persist_closure` moves the
+/// deadline to `now + interval` only when the next one is already in the past (`<`).
+#[test]
+fn a_persistent_timer_one_interval_late_fires_again_at_once() {
+    let log = Log::default();
+    let mut b = base();
+    let l = log.clone();
+    let p = b
+        .event_new(-1, Events::PERSIST, move |b, _, _| {
+            l.push(format!("P{}", at(b)))
+        })
+        .unwrap();
+    b.add(p, Some(ms(10))).unwrap();
+    b.backend_mut().advance(ms(20));
+    b.loopexit(Some(ms(5))).unwrap();
+    b.dispatch().unwrap();
+    assert_eq!(log.joined(), "P@20 P@20");
+    b.del(p).unwrap();
+}
+
+/// The interval is checked only after a counted callback (`count > 0`): with an interval of 0,
+/// a common timeout's internal timer running first does not end the pass, the user's timer
+/// after it does; so the less urgent event runs after both.
+#[test]
+fn the_dispatch_interval_ignores_internal_callbacks() {
+    let cfg = evloop::Config {
+        max_dispatch_interval: Some(ms(0)),
+        limit_callbacks_after_prio: 0,
+        ..Default::default()
+    };
+    let log = Log::default();
+    let mut b = Base::with_config(VirtualTime::new(EpollBackend::new().unwrap()), &cfg);
+    b.priority_init(2).unwrap();
+    let common = b.init_common_timeout(ms(10)).unwrap();
+    let l = log.clone();
+    let p = b.timer_new(move |_, _, _| l.push("P")).unwrap();
+    b.priority_set(p, 1).unwrap();
+    b.add_with(p, Some(evloop::Timeout::Common(common)))
+        .unwrap();
+    let l = log.clone();
+    let t = b.timer_new(move |_, _, _| l.push("B")).unwrap();
+    b.priority_set(t, 0).unwrap();
+    b.add(t, Some(ms(10))).unwrap();
+    let l = log.clone();
+    let d = b.timer_new(move |_, _, _| l.push("D")).unwrap();
+    b.priority_set(d, 1).unwrap();
+    b.active(d, Events::TIMEOUT, 1).unwrap();
+    b.backend_mut().advance(ms(10));
+    b.run(evloop::LoopFlags::NONBLOCK).unwrap();
+    assert_eq!(log.joined(), "B D P");
+}
