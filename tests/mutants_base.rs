@@ -985,3 +985,28 @@ fn the_dispatch_interval_ignores_internal_callbacks() {
     b.run(evloop::LoopFlags::NONBLOCK).unwrap();
     assert_eq!(log.joined(), "B D P");
 }
+
+/// A signal event freed by its own callback stops repeating, even when a new event created in
+/// that callback takes over its slot: the new event's callback does not run for the rest of
+/// the old event's repetitions.
+#[test]
+fn a_signal_event_freed_in_its_callback_stops_repeating() {
+    let log = Log::default();
+    let mut b = base();
+    let made = Rc::new(RefCell::new(None));
+    let (l, m) = (log.clone(), made.clone());
+    let s = b
+        .signal_new(12, move |b, me, _| {
+            l.push("S");
+            b.free(me).unwrap();
+            let l2 = l.clone();
+            let n = b.timer_new(move |_, _, _| l2.push("N")).unwrap();
+            *m.borrow_mut() = Some(n);
+        })
+        .unwrap();
+    b.active(s, Events::SIGNAL, 3).unwrap();
+    b.run(evloop::LoopFlags::NONBLOCK).unwrap();
+    assert_eq!(log.joined(), "S");
+    let n = made.borrow().expect("created");
+    assert!(!b.is_pending(n).unwrap());
+}
