@@ -1010,3 +1010,27 @@ fn a_signal_event_freed_in_its_callback_stops_repeating() {
     let n = made.borrow().expect("created");
     assert!(!b.is_pending(n).unwrap());
 }
+
+/// An event freed in its own callback, whose slot a new event created in that callback takes
+/// over, does not hand its callback to the new event: activated, the new event runs its own.
+#[test]
+fn a_new_event_in_a_freed_slot_keeps_its_own_callback() {
+    let log = Log::default();
+    let mut b = base();
+    let made = Rc::new(RefCell::new(None));
+    let (l, m) = (log.clone(), made.clone());
+    let e = b
+        .timer_new(move |b, me, _| {
+            l.push("E");
+            b.free(me).unwrap();
+            let l2 = l.clone();
+            *m.borrow_mut() = Some(b.timer_new(move |_, _, _| l2.push("N")).unwrap());
+        })
+        .unwrap();
+    b.active(e, Events::TIMEOUT, 1).unwrap();
+    b.run(evloop::LoopFlags::NONBLOCK).unwrap();
+    let n = made.borrow().expect("created");
+    b.active(n, Events::TIMEOUT, 1).unwrap();
+    b.run(evloop::LoopFlags::NONBLOCK).unwrap();
+    assert_eq!(log.joined(), "E N");
+}
