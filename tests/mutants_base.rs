@@ -1034,3 +1034,56 @@ fn a_new_event_in_a_freed_slot_keeps_its_own_callback() {
     b.run(evloop::LoopFlags::NONBLOCK).unwrap();
     assert_eq!(log.joined(), "E N");
 }
+
+/// A once-event's slot is released after its callback (nothing leaks): a second once-event,
+/// scheduled after the first ran, runs in the same slot (the hook reports slot numbers).
+#[test]
+fn a_once_events_slot_is_released_after_it_runs() {
+    let mut b = base();
+    let slots = Rc::new(RefCell::new(Vec::new()));
+    let s = slots.clone();
+    b.set_callback_hook(Some(Box::new(move |info, before| {
+        if before {
+            s.borrow_mut().push(info.slot);
+        }
+    })));
+    for _ in 0..2 {
+        b.once(-1, Events::TIMEOUT, None, |_, _| {}).unwrap();
+        b.run(evloop::LoopFlags::NONBLOCK).unwrap();
+    }
+    let got = slots.borrow().clone();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0], got[1], "the first once-event's slot was reused");
+}
+
+/// After `run` returns, no priority is running: in the next `run`, the most urgent timers made
+/// active by its first iteration do not cut the pass short (the second of two timers due
+/// together runs in the same pass, with the same cached time).
+#[test]
+fn no_priority_is_running_after_run_returns() {
+    let log = Log::default();
+    let mut b = base();
+    b.priority_init(2).unwrap();
+    let a = b.timer_new(|_, _, _| {}).unwrap();
+    b.priority_set(a, 1).unwrap();
+    b.active(a, Events::TIMEOUT, 1).unwrap();
+    b.run(evloop::LoopFlags::NONBLOCK).unwrap();
+    let l = log.clone();
+    let t0 = b
+        .timer_new(move |b, _, _| {
+            l.push(format!("T0{}", at(b)));
+            b.backend_mut().advance(ms(5));
+        })
+        .unwrap();
+    let l = log.clone();
+    let t1 = b
+        .timer_new(move |b, _, _| l.push(format!("T1{}", at(b))))
+        .unwrap();
+    for t in [t0, t1] {
+        b.priority_set(t, 0).unwrap();
+        b.add(t, Some(ms(10))).unwrap();
+    }
+    b.backend_mut().advance(ms(10));
+    b.run(evloop::LoopFlags::NONBLOCK).unwrap();
+    assert_eq!(log.joined(), "T0@10 T1@10");
+}
