@@ -17,6 +17,14 @@ fn base() -> Base<B> {
     Base::new(VirtualTime::new(EpollBackend::new().unwrap()))
 }
 
+/// A timer at priority `pri` whose callback logs `name`.
+fn named(b: &mut Base<B>, log: &Log, name: &'static str, pri: usize) -> evloop::EventId {
+    let l = log.clone();
+    let e = b.timer_new(move |_, _, _| l.push(name)).unwrap();
+    b.priority_set(e, pri).unwrap();
+    e
+}
+
 /// libevent's return codes of `event_base_loop`: 0 when it was done, 1 with no events.
 #[test]
 fn loop_exit_codes_are_libevents() {
@@ -594,9 +602,7 @@ fn activating_at_the_running_priority_does_not_end_the_pass() {
     let log = Log::default();
     let mut b = base();
     b.priority_init(2).unwrap();
-    let l = log.clone();
-    let t = b.timer_new(move |_, _, _| l.push("T")).unwrap();
-    b.priority_set(t, 0).unwrap();
+    let t = named(&mut b, &log, "T", 0);
     b.add(t, Some(ms(10))).unwrap();
     let l = log.clone();
     let c = b.timer_new(move |_, _, _| l.push("C")).unwrap();
@@ -655,13 +661,9 @@ fn activating_an_active_later_event_ends_the_pass_only_if_more_urgent() {
         let log = Log::default();
         let mut b = base();
         b.priority_init(2).unwrap();
-        let l = log.clone();
-        let t = b.timer_new(move |_, _, _| l.push("T")).unwrap();
-        b.priority_set(t, 0).unwrap();
+        let t = named(&mut b, &log, "T", 0);
         b.add(t, Some(ms(10))).unwrap();
-        let l = log.clone();
-        let late = b.timer_new(move |_, _, _| l.push("L")).unwrap();
-        b.priority_set(late, pri as usize).unwrap();
+        let late = named(&mut b, &log, "L", pri as usize);
         let l = log.clone();
         let bb = b.timer_new(move |_, _, _| l.push("B")).unwrap();
         let l = log.clone();
@@ -803,9 +805,7 @@ fn the_callback_limit_starts_at_its_priority() {
         let log = Log::default();
         let mut b = Base::with_config(VirtualTime::new(EpollBackend::new().unwrap()), &cfg);
         b.priority_init(2).unwrap();
-        let l = log.clone();
-        let t = b.timer_new(move |_, _, _| l.push("T")).unwrap();
-        b.priority_set(t, 0).unwrap();
+        let t = named(&mut b, &log, "T", 0);
         b.add(t, Some(ms(10))).unwrap();
         let l = log.clone();
         let bb = b.timer_new(move |_, _, _| l.push("B")).unwrap();
@@ -906,16 +906,8 @@ fn the_dispatch_interval_ends_a_pass_only_once_passed() {
         let log = Log::default();
         let mut b = Base::with_config(VirtualTime::new(EpollBackend::new().unwrap()), &cfg);
         b.priority_init(2).unwrap();
-        let l = log.clone();
-        let t = b.timer_new(move |_, _, _| l.push("T")).unwrap();
-        b.priority_set(t, 0).unwrap();
-        let mk = |b: &mut Base<B>, name: &'static str| {
-            let l = log.clone();
-            let e = b.timer_new(move |_, _, _| l.push(name)).unwrap();
-            b.priority_set(e, 1).unwrap();
-            e
-        };
-        let (bb, c) = (mk(&mut b, "B"), mk(&mut b, "C"));
+        let t = named(&mut b, &log, "T", 0);
+        let (bb, c) = (named(&mut b, &log, "B", 1), named(&mut b, &log, "C", 1));
         let l = log.clone();
         let a = b
             .timer_new(move |b, _, _| {
@@ -968,18 +960,12 @@ fn the_dispatch_interval_ignores_internal_callbacks() {
     let mut b = Base::with_config(VirtualTime::new(EpollBackend::new().unwrap()), &cfg);
     b.priority_init(2).unwrap();
     let common = b.init_common_timeout(ms(10)).unwrap();
-    let l = log.clone();
-    let p = b.timer_new(move |_, _, _| l.push("P")).unwrap();
-    b.priority_set(p, 1).unwrap();
+    let p = named(&mut b, &log, "P", 1);
     b.add_with(p, Some(evloop::Timeout::Common(common)))
         .unwrap();
-    let l = log.clone();
-    let t = b.timer_new(move |_, _, _| l.push("B")).unwrap();
-    b.priority_set(t, 0).unwrap();
+    let t = named(&mut b, &log, "B", 0);
     b.add(t, Some(ms(10))).unwrap();
-    let l = log.clone();
-    let d = b.timer_new(move |_, _, _| l.push("D")).unwrap();
-    b.priority_set(d, 1).unwrap();
+    let d = named(&mut b, &log, "D", 1);
     b.active(d, Events::TIMEOUT, 1).unwrap();
     b.backend_mut().advance(ms(10));
     b.run(evloop::LoopFlags::NONBLOCK).unwrap();
