@@ -1073,3 +1073,18 @@ fn no_priority_is_running_after_run_returns() {
     b.run(evloop::LoopFlags::NONBLOCK).unwrap();
     assert_eq!(log.joined(), "T0@10 T1@10");
 }
+
+/// The same merge for a bare callback (which has no INIT flag): activated while it waits on
+/// the active-later queue, it keeps its earlier result bits, as `pending` shows.
+#[test]
+fn an_active_later_bare_callback_keeps_its_bits_when_activated() {
+    let mut b = base();
+    let cb = b.callback_new(|_, _| {});
+    b.active(cb, Events::WRITE, 1).unwrap();
+    b.run(evloop::LoopFlags::NONBLOCK).unwrap();
+    assert!(b.callback_activate_later(cb).unwrap());
+    b.active(cb, Events::READ, 1).unwrap();
+    let (p, _) = b.pending(cb, Events::READ | Events::WRITE).unwrap();
+    assert_eq!(p, Events::READ | Events::WRITE);
+    b.run(evloop::LoopFlags::NONBLOCK).unwrap();
+}
