@@ -15,6 +15,20 @@ fn base() -> Base<B> {
     Base::new(VirtualTime::new(EpollBackend::new().unwrap()))
 }
 
+/// A socket bufferevent on one end of a fresh socketpair, its event callback logging
+/// "event WHAT"; returns it with both ends.
+fn socket_bev<B2: Backend + 'static>(
+    b: &mut Base<B2>,
+    log: &Log,
+) -> (BufferEvent, evloop::Fd, evloop::Fd) {
+    let (s0, s1) = b.backend_mut().socketpair().unwrap();
+    let bev = BufferEvent::socket_new(b, s0, BevOptions::NONE).unwrap();
+    let l = log.clone();
+    bev.set_eventcb(b, move |_, _, what| l.push(format!("event {what}")))
+        .unwrap();
+    (bev, s0, s1)
+}
+
 /// `be_pair_transfer` re-arms the destination's write timeout when the destination has output
 /// waiting, and deletes it when its output is empty.
 #[test]
@@ -90,11 +104,7 @@ fn a_read_that_would_block_is_no_error() {
 fn a_connect_error_other_than_refused_is_returned() {
     let log = Log::default();
     let mut b = base();
-    let (s0, s1) = b.backend_mut().socketpair().unwrap();
-    let bev = BufferEvent::socket_new(&mut b, s0, BevOptions::NONE).unwrap();
-    let l = log.clone();
-    bev.set_eventcb(&mut b, move |_, _, what| l.push(format!("event {what}")))
-        .unwrap();
+    let (bev, s0, s1) = socket_bev(&mut b, &log);
     let r = bev.socket_connect(&mut b, "127.0.0.1:9".parse().unwrap());
     assert!(
         matches!(&r, Err(evloop::Error::Io(e)) if e.kind() != std::io::ErrorKind::ConnectionRefused),
@@ -224,11 +234,7 @@ fn resetting_the_read_high_watermark_to_zero_stops_its_callback() {
 fn a_reset_connection_is_a_reading_error() {
     let log = Log::default();
     let mut b = base();
-    let (s0, s1) = b.backend_mut().socketpair().unwrap();
-    let bev = BufferEvent::socket_new(&mut b, s0, BevOptions::NONE).unwrap();
-    let l = log.clone();
-    bev.set_eventcb(&mut b, move |_, _, what| l.push(format!("event {what}")))
-        .unwrap();
+    let (bev, s0, s1) = socket_bev(&mut b, &log);
     let l = log.clone();
     bev.set_readcb(&mut b, move |_, _| l.push("read")).unwrap();
     bev.enable(&mut b, Events::READ).unwrap();
@@ -253,11 +259,7 @@ fn a_write_that_would_block_is_no_error() {
     let log = Log::default();
     let mut b = base();
     b.priority_init(2).unwrap();
-    let (s0, s1) = b.backend_mut().socketpair().unwrap();
-    let bev = BufferEvent::socket_new(&mut b, s0, BevOptions::NONE).unwrap();
-    let l = log.clone();
-    bev.set_eventcb(&mut b, move |_, _, what| l.push(format!("event {what}")))
-        .unwrap();
+    let (bev, s0, s1) = socket_bev(&mut b, &log);
     let l = log.clone();
     bev.set_writecb(&mut b, move |_, _| l.push("written"))
         .unwrap();
@@ -483,11 +485,7 @@ fn write_buffer_moves_everything_to_the_output() {
 fn trigger_event_defers_only_when_asked() {
     let log = Log::default();
     let mut b = base();
-    let (s0, s1) = b.backend_mut().socketpair().unwrap();
-    let bev = BufferEvent::socket_new(&mut b, s0, BevOptions::NONE).unwrap();
-    let l = log.clone();
-    bev.set_eventcb(&mut b, move |_, _, what| l.push(format!("event {what}")))
-        .unwrap();
+    let (bev, s0, s1) = socket_bev(&mut b, &log);
     let what = evloop::BevEvents::READING | evloop::BevEvents::EOF;
     bev.trigger_event(&mut b, what, evloop::TriggerOptions::DEFER_CALLBACKS)
         .unwrap();
@@ -787,11 +785,7 @@ fn output_queued_before_connecting_follows_the_write_enable() {
 fn a_write_returning_zero_is_writing_eof() {
     let log = Log::default();
     let mut b = Base::new(Quirks::new());
-    let (s0, s1) = b.backend_mut().socketpair().unwrap();
-    let bev = BufferEvent::socket_new(&mut b, s0, BevOptions::NONE).unwrap();
-    let l = log.clone();
-    bev.set_eventcb(&mut b, move |_, _, what| l.push(format!("event {what}")))
-        .unwrap();
+    let (bev, s0, s1) = socket_bev(&mut b, &log);
     b.backend_mut().zero_writes = true;
     bev.write(&mut b, b"data").unwrap();
     b.run(LoopFlags::NONBLOCK).unwrap();
