@@ -30,7 +30,10 @@ impl Runner for EvloopRunner {
         if backend == SIM_BACKEND {
             return run_scenario_on::<evloop_sim::SimBackend>(&scenario.ir.instrs, backend);
         }
-        run_scenario_on::<VirtualTime<AnyBackend>>(&scenario.ir.instrs, backend)
+        // real descriptors: see `crate::spawn`
+        crate::spawn::in_process(|| {
+            run_scenario_on::<VirtualTime<AnyBackend>>(&scenario.ir.instrs, backend)
+        })
     }
 }
 
@@ -75,12 +78,12 @@ impl IsolatedRunner {
         if let Some(f) = &self.core_fault {
             cmd.args(["--core-fault", f]);
         }
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", self.exe.display()))?;
+        let mut child = crate::spawn::spawn(
+            cmd.stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped()),
+        )
+        .map_err(|e| format!("cannot start {}: {e}", self.exe.display()))?;
         let mut stdin = child.stdin.take().ok_or("no stdin")?;
         let text = ir.to_string();
         let writer = std::thread::spawn(move || {

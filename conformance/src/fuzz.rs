@@ -136,9 +136,9 @@ pub struct Summary {
     /// The first libevent failure, for the summary.
     pub first_libevent_error: Option<String>,
     /// Cases whose difference did not repeat when the case ran again (libevent and evloop):
-    /// skipped. evloop's select backend scans in its own descriptor numbers, which other worker
-    /// threads' descriptors shift, so its order after a multi-descriptor select() can vary; and
-    /// TCP over loopback can lag behind `connect(2)` on a loaded machine (either side).
+    /// skipped. TCP over loopback can lag behind `connect(2)` on a loaded machine (either
+    /// side); evloop's select backend run in-process (without `Options::isolate`) scans in its
+    /// own descriptor numbers, which other worker threads' descriptors shift.
     pub unrepeated: u64,
     /// The cases counted in `unrepeated`.
     pub nondeterministic_cases: Vec<String>,

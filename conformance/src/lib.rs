@@ -15,6 +15,7 @@ pub mod fixture;
 pub mod fuzz;
 pub mod player;
 pub mod record;
+pub mod spawn;
 
 pub use evloop_scenario::{ir, names, scenario, trace};
 

@@ -47,12 +47,13 @@ impl Player {
         std::fs::write(&src, SOURCE).map_err(|e| format!("{}: {e}", src.display()))?;
         let exe = dir.path().join("player");
         let cc = compiler();
-        let out = Command::new(&cc)
-            .args(["-std=gnu11", "-O1", "-Wall", "-o"])
-            .arg(&exe)
-            .arg(&src)
-            .args(["-levent", "-ldl", "-rdynamic"])
-            .output()
+        let out = crate::spawn::output(
+            Command::new(&cc)
+                .args(["-std=gnu11", "-O1", "-Wall", "-o"])
+                .arg(&exe)
+                .arg(&src)
+                .args(["-levent", "-ldl", "-rdynamic"]),
+        )
             .map_err(|e| format!("cannot run the C compiler '{cc}': {e} (install a C compiler and libevent-dev 2.1.12)"))?;
         if !out.status.success() {
             return Err(format!(
@@ -86,13 +87,13 @@ impl Player {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut child = cmd
-            .arg(method)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot start the player: {e}"))?;
+        let mut child = crate::spawn::spawn(
+            cmd.arg(method)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped()),
+        )
+        .map_err(|e| format!("cannot start the player: {e}"))?;
         let mut stdin = child.stdin.take().ok_or("no stdin")?;
         let ir = ir_text.to_string();
         let writer = thread::spawn(move || {
