@@ -3,6 +3,9 @@
  *
  *   epoll_floor N ACTIVE WRITES RUNS [MAXEVENTS]   one line per run: elapsed µs, reads
  *
+ * With EVBENCH_STEP=1 in the environment each run waits for one byte on stdin first, as in
+ * libevent_bench.c.
+ *
  * MAXEVENTS is the size of epoll_wait's array: a number (default 4096), or `grow` for libevent's
  * policy (start at 32, double whenever a wait filled the array, up to 4096). evbench runs both
  * and takes the faster as the floor of each cell, so that no reactor can beat the floor merely
@@ -46,6 +49,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	struct epoll_event *out = calloc(4096, sizeof *out);
+	const char *step_env = getenv("EVBENCH_STEP");
+	int step = step_env && !strcmp(step_env, "1");
 	for (int i = 0; i < n; i++) {
 		if (socketpair(AF_UNIX, SOCK_STREAM, 0, &pipes[2 * i]) == -1) {
 			perror("socketpair");
@@ -55,6 +60,9 @@ int main(int argc, char **argv)
 		fcntl(pipes[2 * i + 1], F_SETFL, O_NONBLOCK);
 	}
 	for (int r = 0; r < runs; r++) {
+		unsigned char c;
+		if (step && read(0, &c, 1) != 1)
+			break;
 		/* Untimed setup, as in bench.c: (re)register every read end. */
 		for (int i = 0; i < n; i++) {
 			struct epoll_event e = {.events = EPOLLIN, .data.u32 = (unsigned)i};
@@ -86,6 +94,7 @@ int main(int argc, char **argv)
 				nevents *= 2;
 		} while (count != fired);
 		printf("%lld %lld\n", now_us() - t0, count);
+		fflush(stdout);
 	}
 	return 0;
 }

@@ -2,6 +2,9 @@
  * for `dispatch`; `timers` and `memory` mirror bench/src/main.rs exactly.
  *
  *   libevent_bench dispatch METHOD N ACTIVE WRITES RUNS   one line per run: elapsed µs, callbacks
+ *     With EVBENCH_STEP=1 in the environment, each run waits for one byte on stdin first (and
+ *     the program ends at end of input, after at most RUNS runs): evbench then interleaves the
+ *     runs of all programs of a cell one by one.
  *   libevent_bench timers METHOD COUNT KIND               KIND: spread | equal | churn; prints µs
  *   libevent_bench memory METHOD COUNT                    prints RSS bytes per added event
  *
@@ -21,6 +24,18 @@ static long long count, fired;
 static int writes, num_pipes;
 static int *pipes;
 static struct event *events;
+
+/* EVBENCH_STEP=1: wait for one byte on stdin before each run; 0 at end of input. */
+static int next_run(void)
+{
+	static int step = -1;
+	unsigned char c;
+	if (step < 0) {
+		const char *e = getenv("EVBENCH_STEP");
+		step = e && !strcmp(e, "1");
+	}
+	return !step || read(0, &c, 1) == 1;
+}
 
 static long long now_us(void)
 {
@@ -82,7 +97,7 @@ static int dispatch(const char *method, int n, int active, int nwrites, int runs
 		evutil_make_socket_nonblocking(pipes[2 * i]);
 		evutil_make_socket_nonblocking(pipes[2 * i + 1]);
 	}
-	for (int r = 0; r < runs; r++) {
+	for (int r = 0; r < runs && next_run(); r++) {
 		for (int i = 0; i < n; i++) {
 			if (event_initialized(&events[i]))
 				event_del(&events[i]);
@@ -103,6 +118,7 @@ static int dispatch(const char *method, int n, int active, int nwrites, int runs
 		while (count != fired);
 		long long t1 = now_us();
 		printf("%lld %lld\n", t1 - t0, count);
+		fflush(stdout);
 	}
 	return 0;
 }

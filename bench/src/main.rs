@@ -43,7 +43,12 @@ enum What {
     /// Everything below.
     All,
     /// The bench.c token ring on every backend, libevent and the bare epoll floor.
-    Dispatch,
+    Dispatch {
+        /// Only these cells, as N:A (socketpairs:active writers, e.g. `--cell 1000:100`;
+        /// repeatable). Default: every cell of the table.
+        #[arg(long = "cell", value_parser = parse_cell)]
+        cells: Vec<(usize, usize)>,
+    },
     /// Timer add/fire and add/delete churn.
     Timers,
     /// Resident bytes per added event.
@@ -88,6 +93,19 @@ enum What {
         /// Runs.
         runs: usize,
     },
+}
+
+/// `N:A` of `--cell`: 1 ≤ A ≤ N ≤ 100 000.
+fn parse_cell(s: &str) -> Result<(usize, usize), String> {
+    let (n, a) = s
+        .split_once(':')
+        .ok_or_else(|| format!("{s:?}: expected N:A, e.g. 1000:100"))?;
+    let num = |x: &str| x.trim().parse::<usize>().map_err(|e| format!("{x:?}: {e}"));
+    let (n, a) = (num(n)?, num(a)?);
+    if a == 0 || a > n || n > 100_000 {
+        return Err(format!("{s:?}: need 1 ≤ A ≤ N ≤ 100000"));
+    }
+    Ok((n, a))
 }
 
 const LIBEVENT_SRC: &str = include_str!("../c/libevent_bench.c");
@@ -222,14 +240,18 @@ struct Ring {
     pipes: Vec<(i32, i32)>,
 }
 
-/// libevent's bench.c `run_once`, `runs` times, on one evloop backend.
+/// libevent's bench.c `run_once`, `runs` times, on one evloop backend; `on_run` gets each run's
+/// `(µs, callbacks)` as soon as it is done. With `step`, each run first waits for one byte on
+/// stdin and the runs end at end of input (`EVBENCH_STEP=1`, as in the C programs).
 fn dispatch_evloop<B: Backend + 'static>(
     backend: B,
     n: usize,
     a: usize,
     w: usize,
     runs: usize,
-) -> Result<Samples, String> {
+    step: bool,
+    on_run: &mut dyn FnMut(f64, u64),
+) -> Result<(), String> {
     if n == 0 || a == 0 || a > n {
         return Err(format!("ring: need 1 ≤ a ≤ n (got n={n} a={a})"));
     }
@@ -269,8 +291,14 @@ fn dispatch_evloop<B: Backend + 'static>(
         events.push(e);
     }
     let once_nb = LoopFlags::ONCE | LoopFlags::NONBLOCK;
-    let mut out = Vec::with_capacity(runs);
     for _ in 0..runs {
+        if step {
+            use std::io::Read as _;
+            let mut b = [0u8; 1];
+            if !matches!(std::io::stdin().read(&mut b), Ok(1)) {
+                break;
+            }
+        }
         for &e in &events {
             let _ = base.del(e);
             base.add(e, None).map_err(|e| e.to_string())?;
@@ -291,13 +319,13 @@ fn dispatch_evloop<B: Backend + 'static>(
                 break;
             }
         }
-        out.push((t0.elapsed().as_secs_f64() * 1e6, ring.count.get()));
+        on_run(t0.elapsed().as_secs_f64() * 1e6, ring.count.get());
     }
     for (a, b) in &ring.pipes {
         let _ = base.backend_mut().close(*a);
         let _ = base.backend_mut().close(*b);
     }
-    Ok(out)
+    Ok(())
 }
 
 struct Row {
@@ -341,18 +369,130 @@ struct Contender {
     lib_dir: Option<PathBuf>,
 }
 
-impl Contender {
-    fn run(&self, runs: usize) -> Result<Samples, String> {
-        let mut args = self.args.clone();
+/// A contender's process in step mode (`EVBENCH_STEP=1`): it does one run per byte written to
+/// its stdin and prints that run's `µs callbacks` line at once; closing stdin ends it.
+struct Live {
+    who: String,
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl Live {
+    /// Starts `c` for at most `runs` runs, on CPU `pin` (through `taskset`) if given.
+    fn start(c: &Contender, runs: usize, pin: Option<usize>) -> Result<Live, String> {
+        use std::process::Stdio;
+        let mut args = c.args.clone();
         if let Some(i) = args.iter().position(|a| a == "RUNS") {
             args[i] = runs.to_string();
         }
-        let s = parse_samples(&run_c_with(&self.exe, &args, self.lib_dir.as_deref())?);
-        if s.len() != runs {
-            return Err(format!("{}: {} samples for {runs} runs", self.who, s.len()));
+        let mut cmd = match pin {
+            Some(cpu) => {
+                let mut t = Command::new("taskset");
+                t.arg("-c").arg(cpu.to_string()).arg(&c.exe);
+                t
+            }
+            None => Command::new(&c.exe),
+        };
+        cmd.args(&args)
+            .env("EVBENCH_STEP", "1")
+            .env_remove("LD_LIBRARY_PATH")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if let Some(d) = &c.lib_dir {
+            cmd.env("LD_LIBRARY_PATH", d);
         }
-        Ok(s)
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("{}: {e}", c.exe.display()))?;
+        let (stdin, stdout) = (child.stdin.take(), child.stdout.take());
+        let mut live = Live {
+            who: c.who.clone(),
+            child,
+            stdin,
+            stdout: std::io::BufReader::new(stdout.ok_or("no stdout")?),
+        };
+        if live.stdin.is_none() {
+            live.kill();
+            return Err("no stdin".into());
+        }
+        Ok(live)
     }
+
+    /// One run: `(µs, callbacks)`.
+    fn step(&mut self) -> Result<(f64, u64), String> {
+        use std::io::{BufRead as _, Write as _};
+        let who = &self.who;
+        let stdin = self.stdin.as_mut().ok_or("stdin closed")?;
+        stdin
+            .write_all(b"\n")
+            .and_then(|()| stdin.flush())
+            .map_err(|e| format!("{who}: {e} (did it exit?)"))?;
+        let mut line = String::new();
+        let got = self
+            .stdout
+            .read_line(&mut line)
+            .map_err(|e| format!("{who}: {e}"))?;
+        if got == 0 {
+            let status = self.child.wait().map_err(|e| format!("{who}: {e}"))?;
+            return Err(format!("{who} ended before its run ({status})"));
+        }
+        parse_samples(&line)
+            .first()
+            .copied()
+            .ok_or_else(|| format!("{who}: not a `µs callbacks` line: {line:?}"))
+    }
+
+    /// Ends the process by closing its stdin and checks that it stepped: it was started with
+    /// one run more than it was stepped, so a program that ignored `EVBENCH_STEP` printed a line
+    /// too many.
+    fn finish(mut self) -> Result<(), String> {
+        use std::io::Read as _;
+        drop(self.stdin.take());
+        let mut rest = String::new();
+        let _ = self.stdout.read_to_string(&mut rest);
+        let status = self.child.wait().map_err(|e| format!("{}: {e}", self.who))?;
+        if !rest.trim().is_empty() {
+            return Err(format!(
+                "{} ran without waiting for its step (EVBENCH_STEP): {rest:?}",
+                self.who
+            ));
+        }
+        if !status.success() {
+            return Err(format!("{} failed at the end ({status})", self.who));
+        }
+        Ok(())
+    }
+
+    fn kill(&mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The CPU the contenders run on: the last one, when there are several and `taskset` works;
+/// `EVBENCH_PIN=none` turns pinning off, `EVBENCH_PIN=K` picks CPU K.
+fn pin_cpu() -> Option<usize> {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let want = match std::env::var("EVBENCH_PIN") {
+        Ok(v) if v == "none" => return None,
+        Ok(v) => v.parse().ok()?,
+        Err(_) if cpus < 2 => return None,
+        Err(_) => cpus - 1,
+    };
+    let ok = Command::new("taskset")
+        .args(["-c", &want.to_string(), "true"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    ok.then_some(want)
 }
 
 /// Ratio statistics of one row across passes: the median, and the range.
@@ -468,25 +608,34 @@ fn dispatch_contenders(
     Ok(out)
 }
 
-/// The dispatch table (issue: a benchmark that can tell). Every program runs in a fresh process
-/// per chunk of runs, the programs' chunks are interleaved (A B C … A B C …, so that a slow
-/// phase of the machine hits every program alike), and the whole table is measured `passes`
-/// times. Each pass gives a median per row and a ratio per row; the table shows the median
-/// ratio across passes and its min–max, and calls a cell faster or slower only when the whole
-/// range is on one side of 1.0.
-fn dispatch(p: &Programs, quick: bool) -> Result<(), String> {
-    let runs = if quick { 3 } else { 25 };
+/// The dispatch table (issue: a benchmark that can tell signal from noise). For each cell and
+/// pass, every program of the cell is started once (a fresh process, pinned to one CPU when
+/// possible) and stepped: in each round every program does one run, in an order that rotates
+/// from round to round, so the runs of one round are milliseconds apart and a slow phase of
+/// the machine hits all of them. A program's ratio to its reference (÷ libevent) and to the
+/// floor is taken per round, between those neighbouring runs, and its pass ratio is the
+/// median over the rounds. Every process does one untimed warm-up run first. The table shows
+/// per row the median ratio across `passes` passes and its min–max, and calls a row faster or
+/// slower only when the whole range is on one side of 1.0.
+fn dispatch(p: &Programs, quick: bool, only: &[(usize, usize)]) -> Result<(), String> {
+    let rounds = if quick { 3 } else { 25 };
     let passes = if quick { 1 } else { 3 };
-    let chunk = if quick { 3 } else { 5 };
+    let warm = usize::from(!quick);
     let sizes: &[usize] = if quick { &[100] } else { &[100, 1000, 9000] };
+    let pin = pin_cpu();
     let mut cells = Vec::new();
-    for &n in sizes {
-        for a in [1usize, 100] {
-            let w = if quick { n } else { n.max(1000) };
-            cells.push((n, a, w));
+    let w_of = |n: usize| if quick { n } else { n.max(1000) };
+    if only.is_empty() {
+        for &n in sizes {
+            for a in [1usize, 100] {
+                cells.push((n, a, w_of(n)));
+            }
         }
+    } else {
+        cells.extend(only.iter().map(|&(n, a)| (n, a, w_of(n))));
     }
-    // rows[cell][contender] = (per-pass medians µs, per-pass ÷ reference, per-pass ÷ floor)
+    // all[cell] = (contenders, per contender: (per-pass medians µs, per-pass ÷ reference,
+    // per-pass ÷ floor), callbacks per run)
     type Acc = (Vec<f64>, Vec<f64>, Vec<f64>);
     let mut all: Vec<(Vec<Contender>, Vec<Acc>, u64)> = Vec::new();
     for &(n, a, w) in &cells {
@@ -501,69 +650,97 @@ fn dispatch(p: &Programs, quick: bool) -> Result<(), String> {
         for (ci, &(n, a, _)) in cells.iter().enumerate() {
             let (cs, acc, events) = &mut all[ci];
             // poll and select scan every descriptor on every pass: with a = 1 at n = 9000 one
-            // run takes seconds, so those rows take 3 runs (the median of 3) per pass.
-            let heavy = n * n / a > 10_000_000;
-            let runs_of = |c: &Contender| {
-                let slow = c.who.ends_with(" poll") || c.who.ends_with(" select");
-                if heavy && slow {
-                    runs.min(3)
-                } else {
-                    runs
-                }
-            };
-            let mut samples: Vec<Vec<f64>> = cs.iter().map(|_| Vec::new()).collect();
-            let mut done: Vec<usize> = vec![0; cs.len()];
-            // Rotate the order each round and each pass: no program always runs first.
-            let mut round = pass;
-            while cs.iter().enumerate().any(|(i, c)| done[i] < runs_of(c)) {
+            // run takes seconds, so those rows take 3 rounds per pass and no warm-up run.
+            let heavy_cell = n * n / a > 10_000_000;
+            let heavy: Vec<bool> = cs
+                .iter()
+                .map(|c| heavy_cell && (c.who.ends_with(" poll") || c.who.ends_with(" select")))
+                .collect();
+            let timed = |i: usize| if heavy[i] { rounds.min(3) } else { rounds };
+            let mut lives = Vec::with_capacity(cs.len());
+            for (i, c) in cs.iter().enumerate() {
+                // one run more than stepped: `finish` checks that it was not done
+                let runs = timed(i) + if heavy[i] { 0 } else { warm } + 1;
+                lives.push(Live::start(c, runs, pin)?);
+            }
+            // samples[i][r]: contender i's run in timed round r
+            let mut samples: Vec<Vec<Option<f64>>> =
+                cs.iter().map(|_| vec![None; rounds]).collect();
+            for r in 0..warm + rounds {
                 for k in 0..cs.len() {
-                    let i = (k + round) % cs.len();
-                    let left = runs_of(&cs[i]) - done[i];
-                    if left == 0 {
+                    let i = (k + r + pass) % cs.len();
+                    let timed_round = r.checked_sub(warm);
+                    let runs_now = match timed_round {
+                        Some(t) => t < timed(i),
+                        None => !heavy[i],
+                    };
+                    if !runs_now {
                         continue;
                     }
-                    let take = left.min(chunk);
-                    let s = cs[i].run(take)?;
-                    for &(us, cb) in &s {
-                        if *events == 0 {
-                            *events = cb.max(1);
-                        } else if cb != *events {
-                            return Err(format!(
-                                "{} (n={n} a={a}): {cb} callbacks where the others made {events}",
-                                cs[i].who
-                            ));
-                        }
-                        samples[i].push(us);
+                    let (us, cb) = lives[i].step()?;
+                    if *events == 0 {
+                        *events = cb.max(1);
+                    } else if cb != *events {
+                        return Err(format!(
+                            "{} (n={n} a={a}): {cb} callbacks where the others made {events}",
+                            cs[i].who
+                        ));
                     }
-                    done[i] += take;
+                    if let Some(t) = timed_round {
+                        samples[i][t] = Some(us);
+                    }
                 }
-                round += 1;
             }
-            let meds: Vec<f64> = samples.into_iter().map(median).collect();
+            for live in lives {
+                live.finish()?;
+            }
+            let meds: Vec<f64> = samples
+                .iter()
+                .map(|v| median(v.iter().flatten().copied().collect()))
+                .collect();
+            // the floor of this pass: the floor program with the lower median
             let floor = cs
                 .iter()
-                .zip(&meds)
-                .filter(|(c, _)| c.floor)
-                .map(|(_, m)| *m)
-                .fold(f64::INFINITY, f64::min);
+                .enumerate()
+                .filter(|(_, c)| c.floor)
+                .min_by(|x, y| meds[x.0].total_cmp(&meds[y.0]))
+                .map(|(i, _)| i);
+            // the median over the rounds of the ratio of neighbouring runs
+            let paired = |i: usize, j: usize| {
+                median(
+                    samples[i]
+                        .iter()
+                        .zip(&samples[j])
+                        .filter_map(|(x, y)| Some(x.as_ref()? / y.as_ref()?))
+                        .collect(),
+                )
+            };
             for (i, c) in cs.iter().enumerate() {
                 acc[i].0.push(meds[i]);
-                acc[i].2.push(meds[i] / floor);
+                if let Some(f) = floor {
+                    acc[i].2.push(paired(i, f));
+                }
                 if let Some(r) = &c.reference {
                     if let Some(j) = cs.iter().position(|x| &x.who == r) {
-                        acc[i].1.push(meds[i] / meds[j]);
+                        acc[i].1.push(paired(i, j));
                     }
                 }
             }
         }
     }
+    let pinned = match pin {
+        Some(cpu) => format!("pinned to CPU {cpu}"),
+        None => "not pinned".into(),
+    };
     println!(
-        "\n### dispatch (bench.c method; {passes} passes of {runs} runs per row, 3 for poll/select \
-         when n²/a > 10⁷; fresh processes, interleaved in chunks of {chunk})\n"
+        "\n### dispatch (bench.c method; {passes} passes of {rounds} rounds, 3 for poll/select \
+         when n²/a > 10⁷; per round one run of every program; one process per program, cell and \
+         pass, {pinned}, {warm} warm-up run)\n"
     );
     println!(
-        "Ratios: median across passes (min–max). A row is faster or slower than libevent only \
-         when its whole range is on one side of 1.0.\n"
+        "Ratios: per round (neighbouring runs), median over the rounds of a pass; shown as the \
+         median across passes (min–max). A row is faster or slower than libevent only when its \
+         whole range is on one side of 1.0.\n"
     );
     println!("| config | implementation | median µs/run | ns/event | ÷ libevent | ÷ floor | vs libevent |");
     println!("|---|---|---:|---:|---:|---:|---|");
@@ -889,23 +1066,27 @@ fn main() {
         runs,
     }) = &cli.what
     {
+        let step = std::env::var("EVBENCH_STEP").is_ok_and(|v| v == "1");
+        // Rust's stdout is line-buffered: each line reaches a stepping evbench at once.
+        let mut print = |us: f64, n: u64| println!("{us:.0} {n}");
+        let (n, a, w, runs, p) = (*n, *a, *w, *runs, &mut print);
         let r = match backend.as_str() {
             "epoll" => EpollBackend::new()
                 .map_err(|e| e.to_string())
-                .and_then(|b| dispatch_evloop(b, *n, *a, *w, *runs)),
+                .and_then(|b| dispatch_evloop(b, n, a, w, runs, step, p)),
             "poll" => PollBackend::new()
                 .map_err(|e| e.to_string())
-                .and_then(|b| dispatch_evloop(b, *n, *a, *w, *runs)),
+                .and_then(|b| dispatch_evloop(b, n, a, w, runs, step, p)),
             "select" => SelectBackend::new()
                 .map_err(|e| e.to_string())
-                .and_then(|b| dispatch_evloop(b, *n, *a, *w, *runs)),
+                .and_then(|b| dispatch_evloop(b, n, a, w, runs, step, p)),
             "mio" => MioBackend::new()
                 .map_err(|e| e.to_string())
-                .and_then(|b| dispatch_evloop(b, *n, *a, *w, *runs)),
+                .and_then(|b| dispatch_evloop(b, n, a, w, runs, step, p)),
             other => Err(format!("unknown backend {other}")),
         };
         match r {
-            Ok(samples) => samples.iter().for_each(|(us, n)| println!("{us:.0} {n}")),
+            Ok(()) => {}
             Err(e) => {
                 eprintln!("evbench: {e}");
                 std::process::exit(1);
@@ -950,8 +1131,10 @@ fn main() {
                 "full run"
             }
         );
-        if matches!(what, What::All | What::Dispatch) {
-            dispatch(&p, cli.quick)?;
+        match &what {
+            What::All => dispatch(&p, cli.quick, &[])?,
+            What::Dispatch { cells } => dispatch(&p, cli.quick, cells)?,
+            _ => {}
         }
         if matches!(what, What::All | What::Timers) {
             timers(&p, cli.quick)?;

@@ -144,3 +144,74 @@ fn small_soak_on_every_backend() {
         assert_eq!(rows, 3, "{b}: one row per client count\n{text}");
     }
 }
+
+/// `EVBENCH_STEP=1`: the ring does one run per byte on its stdin and ends at end of input
+/// (how `evbench dispatch` interleaves the programs of a cell run by run), printing each run's
+/// `µs callbacks` line.
+#[test]
+fn stepped_ring_runs_once_per_byte_of_input() {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_evbench"))
+        .args(["ring", "epoll", "20", "2", "50", "10"])
+        .env("EVBENCH_STEP", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("evbench runs");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(b"\n\n\n").expect("write steps");
+    drop(stdin);
+    let out = child.wait_with_output().expect("evbench ends");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines.len(),
+        3,
+        "one line per step, 10 runs allowed:\n{text}"
+    );
+    for l in lines {
+        let cb: Vec<&str> = l.split_whitespace().collect();
+        assert_eq!(cb.len(), 2, "{l}");
+        // 2 first writes + 50 passed along the ring
+        assert_eq!(cb[1], "52", "{l}");
+    }
+}
+
+/// `dispatch --cell N:A` measures only the cells asked for; a malformed cell is a usage error
+/// (exit 2), not a panic.
+#[test]
+fn dispatch_cells_are_chosen_and_checked() {
+    let _serial = serial();
+    let bad = Command::new(env!("CARGO_BIN_EXE_evbench"))
+        .args(["dispatch", "--cell", "10:20"])
+        .output()
+        .expect("evbench runs");
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("need 1 ≤ A ≤ N"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    if !libevent_available() {
+        assert!(!ci(), "libevent-dev is required in CI");
+        return;
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_evbench"))
+        .args(["--quick", "dispatch", "--cell", "40:4"])
+        .output()
+        .expect("evbench runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<&str> = text.lines().filter(|l| l.starts_with("| n=")).collect();
+    assert!(rows.len() >= 10, "{text}");
+    assert!(
+        rows.iter().all(|l| l.starts_with("| n=40 a=4 w=40 |")),
+        "{text}"
+    );
+}
