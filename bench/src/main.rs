@@ -452,7 +452,10 @@ impl Live {
         drop(self.stdin.take());
         let mut rest = String::new();
         let _ = self.stdout.read_to_string(&mut rest);
-        let status = self.child.wait().map_err(|e| format!("{}: {e}", self.who))?;
+        let status = self
+            .child
+            .wait()
+            .map_err(|e| format!("{}: {e}", self.who))?;
         if !rest.trim().is_empty() {
             return Err(format!(
                 "{} ran without waiting for its step (EVBENCH_STEP): {rest:?}",
