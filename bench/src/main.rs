@@ -185,13 +185,30 @@ fn programs() -> Result<Programs, String> {
 }
 
 fn run_c(exe: &Path, args: &[String]) -> Result<String, String> {
-    run_c_with(exe, args, None)
+    run_c_with(exe, args, None, None)
+}
+
+/// `exe`, on CPU `pin` through `taskset` if given.
+fn command_on(exe: &Path, pin: Option<usize>) -> Command {
+    match pin {
+        Some(cpu) => {
+            let mut t = Command::new("taskset");
+            t.arg("-c").arg(cpu.to_string()).arg(exe);
+            t
+        }
+        None => Command::new(exe),
+    }
 }
 
 /// Runs a C program, with `LD_LIBRARY_PATH=lib_dir` if given (the program then loads evloop's
-/// C ABI library instead of libevent).
-fn run_c_with(exe: &Path, args: &[String], lib_dir: Option<&Path>) -> Result<String, String> {
-    let mut cmd = Command::new(exe);
+/// C ABI library instead of libevent), on CPU `pin` if given.
+fn run_c_with(
+    exe: &Path,
+    args: &[String],
+    lib_dir: Option<&Path>,
+    pin: Option<usize>,
+) -> Result<String, String> {
+    let mut cmd = command_on(exe, pin);
     cmd.env_remove("LD_LIBRARY_PATH");
     if let Some(d) = lib_dir {
         cmd.env("LD_LIBRARY_PATH", d);
@@ -333,24 +350,18 @@ struct Row {
     who: String,
     median_us: f64,
     ns_per_event: f64,
-    vs_libevent: Option<f64>,
-    vs_floor: Option<f64>,
+    /// `÷ libevent` as shown: the median ratio and its min–max.
+    vs_libevent: String,
 }
 
 fn print_rows(title: &str, rows: &[Row]) {
     println!("\n### {title}\n");
-    println!("| config | implementation | median µs/run | ns/event | ÷ libevent | ÷ floor |");
-    println!("|---|---|---:|---:|---:|---:|");
+    println!("| config | implementation | median µs/run | ns/event | ÷ libevent |");
+    println!("|---|---|---:|---:|---:|");
     for r in rows {
-        let f = |x: Option<f64>| x.map_or("".to_string(), |v| format!("{v:.2}"));
         println!(
-            "| {} | {} | {:.0} | {:.0} | {} | {} |",
-            r.config,
-            r.who,
-            r.median_us,
-            r.ns_per_event,
-            f(r.vs_libevent),
-            f(r.vs_floor)
+            "| {} | {} | {:.0} | {:.0} | {} |",
+            r.config, r.who, r.median_us, r.ns_per_event, r.vs_libevent
         );
     }
 }
@@ -386,14 +397,7 @@ impl Live {
         if let Some(i) = args.iter().position(|a| a == "RUNS") {
             args[i] = runs.to_string();
         }
-        let mut cmd = match pin {
-            Some(cpu) => {
-                let mut t = Command::new("taskset");
-                t.arg("-c").arg(cpu.to_string()).arg(&c.exe);
-                t
-            }
-            None => Command::new(&c.exe),
-        };
+        let mut cmd = command_on(&c.exe, pin);
         cmd.args(&args)
             .env("EVBENCH_STEP", "1")
             .env_remove("LD_LIBRARY_PATH")
@@ -847,22 +851,29 @@ fn timers_evloop(n: usize, kind: &str) -> Result<f64, String> {
 
 fn timers(p: &Programs, quick: bool) -> Result<(), String> {
     let n = if quick { 10_000 } else { 1_000_000 };
-    let reps = if quick { 1 } else { 5 };
+    let reps = if quick { 1 } else { 7 };
+    let pin = pin_cpu();
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut rows = Vec::new();
     for kind in ["spread", "equal", "churn"] {
         let mut lib = Vec::new();
         let mut ours = Vec::new();
-        for _ in 0..reps {
-            // Both sides in fresh processes, alternating.
-            let out = run_c(
-                &p.libevent,
-                &["timers".into(), "epoll".into(), n.to_string(), kind.into()],
-            )?;
-            lib.push(out.trim().parse::<f64>().map_err(|e| e.to_string())?);
-            let me = std::env::current_exe().map_err(|e| e.to_string())?;
-            let out = run_c(&me, &["timer-run".into(), kind.into(), n.to_string()])?;
-            ours.push(out.trim().parse::<f64>().map_err(|e| e.to_string())?);
+        for rep in 0..reps {
+            // Both sides in fresh processes on one CPU, one after the other, the first side
+            // alternating; the ratio is taken per pair.
+            let lib_args = ["timers".into(), "epoll".into(), n.to_string(), kind.into()];
+            let our_args = ["timer-run".into(), kind.into(), n.to_string()];
+            let parse = |out: String| out.trim().parse::<f64>().map_err(|e| e.to_string());
+            if rep % 2 == 0 {
+                lib.push(parse(run_c_with(&p.libevent, &lib_args, None, pin)?)?);
+                ours.push(parse(run_c_with(&me, &our_args, None, pin)?)?);
+            } else {
+                ours.push(parse(run_c_with(&me, &our_args, None, pin)?)?);
+                lib.push(parse(run_c_with(&p.libevent, &lib_args, None, pin)?)?);
+            }
         }
+        let ratios: Vec<f64> = ours.iter().zip(&lib).map(|(o, l)| o / l).collect();
+        let ratio = Spread::of(&ratios).map_or(String::new(), |s| s.show());
         let (l, o) = (median(lib), median(ours));
         let ops = if kind == "churn" { n * 6 } else { n };
         let config = format!("{kind} n={n}");
@@ -871,20 +882,22 @@ fn timers(p: &Programs, quick: bool) -> Result<(), String> {
             who: "libevent epoll".into(),
             median_us: l,
             ns_per_event: l * 1000.0 / ops as f64,
-            vs_libevent: Some(1.0),
-            vs_floor: None,
+            vs_libevent: "1.00".into(),
         });
         rows.push(Row {
             config,
             who: "evloop epoll".into(),
             median_us: o,
             ns_per_event: o * 1000.0 / ops as f64,
-            vs_libevent: Some(o / l),
-            vs_floor: None,
+            vs_libevent: ratio,
         });
     }
+    let pinned = pin.map_or("not pinned".to_string(), |c| format!("pinned to CPU {c}"));
     print_rows(
-        &format!("timers ({reps} runs, median; ns per timer operation)"),
+        &format!(
+            "timers ({reps} pairs of fresh processes, {pinned}; median µs; ÷ libevent: median of \
+             the pairs' ratios (min–max); ns per timer operation)"
+        ),
         &rows,
     );
     Ok(())
