@@ -9,7 +9,7 @@ use std::process::Command;
 
 use evloop_conformance::check::{self, Dispatch, Outcome, Runner};
 use evloop_conformance::player::Player;
-use evloop_conformance::{fixture, record};
+use evloop_conformance::{fixture, record, spawn};
 
 /// True on CI: `CI` is set to anything but empty, `false` or `0` (`CI=1`, `CI=yes` count).
 /// There a missing libevent is a failure, never a skip.
@@ -166,14 +166,16 @@ fn record_check_fails_when_a_fixture_is_changed() {
     copy_scenarios(scen.path(), &["regress_loopexit", "signal_ncalls"]);
     let evconform = env!("CARGO_BIN_EXE_evconform");
     let run = |args: &[&str]| {
-        Command::new(evconform)
-            .args(args)
-            .arg("--scenarios")
-            .arg(scen.path())
-            .arg("--fixtures")
-            .arg(fx.path())
-            .output()
-            .unwrap()
+        // through the library's spawn guard: other tests of this file run scenarios in-process
+        spawn::output(
+            Command::new(evconform)
+                .args(args)
+                .arg("--scenarios")
+                .arg(scen.path())
+                .arg("--fixtures")
+                .arg(fx.path()),
+        )
+        .unwrap()
     };
     let out = run(&["record"]);
     assert!(
@@ -293,13 +295,14 @@ fn inherited_descriptors_do_not_change_what_the_player_records() {
         let ir_path = dir.path().join("scenario.ir");
         let sc = check::load(&corpus_file(name)).unwrap();
         fs::write(&ir_path, sc.ir.to_text()).unwrap();
-        let out = Command::new("bash")
-            .arg("-c")
-            .arg(format!("{preamble} exec \"$0\" select \"$1\""))
-            .arg(player.path())
-            .arg(&ir_path)
-            .output()
-            .unwrap();
+        let out = spawn::output(
+            Command::new("bash")
+                .arg("-c")
+                .arg(format!("{preamble} exec \"$0\" select \"$1\""))
+                .arg(player.path())
+                .arg(&ir_path),
+        )
+        .unwrap();
         assert!(
             out.status.success(),
             "{}",
@@ -332,11 +335,12 @@ fn the_player_stops_at_the_virtual_clock_horizon() {
     }
     src.push_str("}\n");
     fs::write(&path, src).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_evconform"))
-        .args(["run", "--backend", "libevent-epoll"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = spawn::output(
+        Command::new(env!("CARGO_BIN_EXE_evconform"))
+            .args(["run", "--backend", "libevent-epoll"])
+            .arg(&path),
+    )
+    .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(
