@@ -25,6 +25,21 @@ fn ci_means_any_value_but_empty_false_or_0() {
     }
 }
 
+/// Runs `evbench ARGS`, asserts that it succeeded and returns its standard output.
+fn evbench_ok(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_evbench"))
+        .args(args)
+        .output()
+        .expect("evbench runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "evbench {args:?} failed: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
 fn libevent_available() -> bool {
     Command::new("pkg-config")
         .args(["--exists", "libevent"])
@@ -43,16 +58,7 @@ fn quick_run_prints_every_row() {
         eprintln!("skipping: libevent-dev is not installed (install it to run this test)");
         return;
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_evbench"))
-        .arg("--quick")
-        .output()
-        .expect("evbench runs");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "evbench failed: {}\n{text}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = evbench_ok(&["--quick"]);
     for who in [
         "bare epoll (floor)",
         "libevent epoll",
@@ -108,16 +114,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 #[test]
 fn parser_benchmark_is_linear() {
     let _serial = serial();
-    let out = Command::new(env!("CARGO_BIN_EXE_evbench"))
-        .arg("parse")
-        .output()
-        .expect("evbench runs");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}\n{text}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = evbench_ok(&["parse"]);
     assert!(text.contains("| 80000 |"), "{text}");
 }
 
@@ -126,16 +123,7 @@ fn parser_benchmark_is_linear() {
 #[test]
 fn small_soak_on_every_backend() {
     let _serial = serial();
-    let out = Command::new(env!("CARGO_BIN_EXE_evbench"))
-        .args(["soak", "--connections", "300"])
-        .output()
-        .expect("evbench runs");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}\n{text}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = evbench_ok(&["soak", "--connections", "300"]);
     for b in ["epoll", "poll", "select", "mio"] {
         let rows = text
             .lines()
@@ -198,16 +186,7 @@ fn dispatch_cells_are_chosen_and_checked() {
         assert!(!ci(), "libevent-dev is required in CI");
         return;
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_evbench"))
-        .args(["--quick", "dispatch", "--cell", "40:4"])
-        .output()
-        .expect("evbench runs");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}\n{text}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = evbench_ok(&["--quick", "dispatch", "--cell", "40:4"]);
     let rows: Vec<&str> = text.lines().filter(|l| l.starts_with("| n=")).collect();
     assert!(rows.len() >= 10, "{text}");
     assert!(
