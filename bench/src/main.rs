@@ -366,8 +366,9 @@ fn print_rows(title: &str, rows: &[Row]) {
     }
 }
 
-/// One program of the dispatch table: a command line that runs the token ring `runs` times in
-/// a fresh process and prints one `µs callbacks` line per run.
+/// One program of the dispatch table: a command line (`RUNS` stands for the number of runs)
+/// that runs the token ring and prints one `µs callbacks` line per run; [`Live`] starts it in
+/// step mode.
 struct Contender {
     who: String,
     /// The row of the same cell this one is divided by for `÷ libevent` (mio: libevent epoll).
