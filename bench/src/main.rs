@@ -110,11 +110,14 @@ fn parse_cell(s: &str) -> Result<(usize, usize), String> {
 
 const LIBEVENT_SRC: &str = include_str!("../c/libevent_bench.c");
 const FLOOR_SRC: &str = include_str!("../c/epoll_floor.c");
+const POLL_FLOOR_SRC: &str = include_str!("../c/poll_floor.c");
 
 struct Programs {
     _dir: tempfile::TempDir,
     libevent: PathBuf,
     floor: PathBuf,
+    /// The poll and select rows' floor (`bench/c/poll_floor.c`).
+    poll_floor: PathBuf,
     /// A directory where `libevent-2.1.so.7` is evloop's C ABI library (`evloop-capi`): the
     /// libevent program run with `LD_LIBRARY_PATH` there runs on evloop, unchanged.
     capi: PathBuf,
@@ -179,6 +182,7 @@ fn programs() -> Result<Programs, String> {
     Ok(Programs {
         libevent: build(dir.path(), "libevent_bench", LIBEVENT_SRC, &["-levent"])?,
         floor: build(dir.path(), "epoll_floor", FLOOR_SRC, &[])?,
+        poll_floor: build(dir.path(), "poll_floor", POLL_FLOOR_SRC, &[])?,
         capi,
         _dir: dir,
     })
@@ -373,7 +377,10 @@ struct Contender {
     who: String,
     /// The row of the same cell this one is divided by for `÷ libevent` (mio: libevent epoll).
     reference: Option<String>,
-    /// Part of the floor: the floor of a cell is the faster of these programs, per pass.
+    /// The method it waits with (mio: epoll): its `÷ floor` is against the floor programs of
+    /// the same method.
+    method: &'static str,
+    /// A floor program: a row's floor is the fastest floor program of its method, per pass.
     floor: bool,
     exe: PathBuf,
     args: Vec<String>,
@@ -566,9 +573,24 @@ fn dispatch_contenders(
         out.push(Contender {
             who: label.into(),
             reference: None,
+            method: "epoll",
             floor: true,
             exe: p.floor.clone(),
             args,
+            lib_dir: None,
+        });
+    }
+    for m in ["poll", "select"] {
+        if m == "select" && !select_ok {
+            continue;
+        }
+        out.push(Contender {
+            who: format!("bare {m} (floor)"),
+            reference: None,
+            method: m,
+            floor: true,
+            exe: p.poll_floor.clone(),
+            args: cell(&[m]),
             lib_dir: None,
         });
     }
@@ -579,6 +601,7 @@ fn dispatch_contenders(
         out.push(Contender {
             who: format!("libevent {m}"),
             reference: Some(format!("libevent {m}")),
+            method: m,
             floor: false,
             exe: p.libevent.clone(),
             args: cell(&["dispatch", m]),
@@ -593,6 +616,7 @@ fn dispatch_contenders(
         out.push(Contender {
             who: format!("evloop C ABI {m}"),
             reference: Some(format!("libevent {m}")),
+            method: m,
             floor: false,
             exe: p.libevent.clone(),
             args: cell(&["dispatch", m]),
@@ -607,6 +631,7 @@ fn dispatch_contenders(
         out.push(Contender {
             who: format!("evloop {b}"),
             reference: Some(format!("libevent {lib}")),
+            method: lib,
             floor: false,
             exe: me.clone(),
             args: cell(&["ring", b]),
@@ -662,7 +687,7 @@ fn dispatch(p: &Programs, quick: bool, only: &[(usize, usize)]) -> Result<(), St
             let heavy_cell = n * n / a > 10_000_000;
             let heavy: Vec<bool> = cs
                 .iter()
-                .map(|c| heavy_cell && (c.who.ends_with(" poll") || c.who.ends_with(" select")))
+                .map(|c| heavy_cell && c.method != "epoll")
                 .collect();
             let timed = |i: usize| if heavy[i] { rounds.min(3) } else { rounds };
             let mut lives = Vec::with_capacity(cs.len());
@@ -706,13 +731,14 @@ fn dispatch(p: &Programs, quick: bool, only: &[(usize, usize)]) -> Result<(), St
                 .iter()
                 .map(|v| median(v.iter().flatten().copied().collect()))
                 .collect();
-            // the floor of this pass: the floor program with the lower median
-            let floor = cs
-                .iter()
-                .enumerate()
-                .filter(|(_, c)| c.floor)
-                .min_by(|x, y| meds[x.0].total_cmp(&meds[y.0]))
-                .map(|(i, _)| i);
+            // the floor of each method in this pass: its floor program with the lowest median
+            let floor_of = |method: &str| {
+                cs.iter()
+                    .enumerate()
+                    .filter(|(_, c)| c.floor && c.method == method)
+                    .min_by(|x, y| meds[x.0].total_cmp(&meds[y.0]))
+                    .map(|(i, _)| i)
+            };
             // the median over the rounds of the ratio of neighbouring runs
             let paired = |i: usize, j: usize| {
                 median(
@@ -725,7 +751,7 @@ fn dispatch(p: &Programs, quick: bool, only: &[(usize, usize)]) -> Result<(), St
             };
             for (i, c) in cs.iter().enumerate() {
                 acc[i].0.push(meds[i]);
-                if let Some(f) = floor {
+                if let Some(f) = floor_of(c.method) {
                     acc[i].2.push(paired(i, f));
                 }
                 if let Some(r) = &c.reference {

@@ -61,6 +61,8 @@ fn quick_run_prints_every_row() {
     let text = evbench_ok(&["--quick"]);
     for who in [
         "bare epoll (floor)",
+        "bare poll (floor)",
+        "bare select (floor)",
         "libevent epoll",
         "libevent poll",
         "libevent select",
