@@ -64,7 +64,8 @@ int main(int argc, char **argv)
 		}
 		pfds[i].fd = pipes[2 * i];
 		pfds[i].events = POLLIN;
-		FD_SET(pipes[2 * i], &master);
+		if (use_select)
+			FD_SET(pipes[2 * i], &master);
 		if (pipes[2 * i] > maxfd)
 			maxfd = pipes[2 * i];
 	}

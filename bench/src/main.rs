@@ -437,10 +437,10 @@ impl Live {
         use std::io::{BufRead as _, Write as _};
         let who = &self.who;
         let stdin = self.stdin.as_mut().ok_or("stdin closed")?;
-        stdin
-            .write_all(b"\n")
-            .and_then(|()| stdin.flush())
-            .map_err(|e| format!("{who}: {e} (did it exit?)"))?;
+        if let Err(e) = stdin.write_all(b"\n").and_then(|()| stdin.flush()) {
+            let status = self.child.wait().map_err(|e| format!("{who}: {e}"))?;
+            return Err(format!("{who}: {e}: it ended before its run ({status})"));
+        }
         let mut line = String::new();
         let got = self
             .stdout
