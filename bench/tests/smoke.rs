@@ -196,3 +196,54 @@ fn dispatch_cells_are_chosen_and_checked() {
         "{text}"
     );
 }
+
+/// The poll/select floor (`bench/c/poll_floor.c`) runs poll above FD_SETSIZE (the n=9000 cells;
+/// it once crashed there, setting bits of an `fd_set` it did not use), refuses select there
+/// with a message, and passes every byte of the ring. Needs only a C compiler.
+#[test]
+fn poll_floor_runs_the_ring_and_refuses_select_above_fd_setsize() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let exe = dir.path().join("poll_floor");
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/c/poll_floor.c");
+    let cc = Command::new("cc")
+        .args(["-O2", "-Wall", "-o"])
+        .arg(&exe)
+        .arg(src)
+        .output();
+    let Ok(cc) = cc else {
+        assert!(!ci(), "a C compiler is required in CI");
+        eprintln!("skipping: no C compiler");
+        return;
+    };
+    assert!(
+        cc.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cc.stderr)
+    );
+    let run = |args: &[&str]| {
+        Command::new(&exe)
+            .args(args)
+            .output()
+            .expect("poll_floor runs")
+    };
+    for (args, lines, reads) in [
+        (&["poll", "2000", "3", "300", "2"][..], 2, "303"),
+        (&["select", "100", "100", "300", "1"][..], 1, "400"),
+    ] {
+        let out = run(args);
+        assert!(out.status.success(), "{args:?}: {:?}", out.status);
+        let text = String::from_utf8_lossy(&out.stdout);
+        let got: Vec<&str> = text.lines().collect();
+        assert_eq!(got.len(), lines, "{args:?}:\n{text}");
+        for l in got {
+            assert_eq!(l.split_whitespace().nth(1), Some(reads), "{args:?}: {l}");
+        }
+    }
+    let out = run(&["select", "2000", "1", "10", "1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("FD_SETSIZE"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
