@@ -121,7 +121,8 @@ struct body { char *name; long long start, count; long calls; };
 struct end_ { char *name; int fd; };
 /* tv_set: the event was given a timeout since its event_new (otherwise libevent's ev_timeout
  * is uninitialized memory and `print` shows deadline=?) */
-struct ev { struct event *e; int decl; long long arg; short flags; long long prio; int tv_set; };
+/* a declared event: gen counts its event_free calls; its callback argument carries it (ev_arg) */
+struct ev { struct event *e; int decl; long long arg; short flags; long long prio; int tv_set; long gen; };
 struct common { char *name; const struct timeval *tv; };
 struct at { long long time, start, count; };
 /* a bufferevent: its declaration and, while live, the libevent object */
@@ -316,11 +317,27 @@ static const char *how_str(long long h)
 
 static void run_range(long long start, long long count, long call);
 
+/* The callback argument of a declared event: its body id, a marker bit, and the number of times
+ * it was freed before this struct event was made (a `once` body's argument is its bare id). */
+#define EV_ARG_DECLARED (1L << 24)
+static void *ev_arg(long id)
+{
+	return (void *)(intptr_t)(id | EV_ARG_DECLARED | (evs[id].gen << 25));
+}
+
 static void on_event(evutil_socket_t fd, short what, void *arg)
 {
-	long id = (long)(intptr_t)arg;
+	intptr_t a = (intptr_t)arg;
+	long id = (long)(a & (EV_ARG_DECLARED - 1));
 	struct body *b = &bodies[id];
 	(void)fd;
+	/* libevent 2.1.12's event_signal_closure keeps calling a signal event's callback after the
+	 * callback re-activated the event (event_active clears ev_pncalls) and then freed it: it
+	 * reads the freed struct event (a use-after-free in libevent). What happens then depends
+	 * on the allocator, so there is nothing to compare: refuse the scenario. */
+	if ((a & EV_ARG_DECLARED) && (!evs[id].e || (long)(a >> 25) != evs[id].gen))
+		die(6, "libevent ran the callback of %s after event_free (the freed event's signal "
+		       "closure went on: a use-after-free in libevent 2.1.12)", b->name);
 	if (++total_callbacks > MAX_CALLBACKS)
 		die(4, "more than %ld callbacks: runaway scenario", MAX_CALLBACKS);
 	b->calls++;
@@ -348,7 +365,7 @@ static struct event *new_event(long id)
 	struct ev *v = &evs[id];
 	evutil_socket_t fd = (v->flags & EV_SIGNAL) ? (evutil_socket_t)v->arg
 			   : v->arg < 0 ? -1 : end_fd(v->arg);
-	struct event *e = event_new(base, fd, v->flags, on_event, (void *)(intptr_t)id);
+	struct event *e = event_new(base, fd, v->flags, on_event, ev_arg(id));
 	if (!e)
 		die(3, "event_new failed for %s", bodies[id].name);
 	v->tv_set = 0;
@@ -688,6 +705,7 @@ static void exec(const struct ins *in)
 		if ((e = live(a[0], "free"))) {
 			event_free(e);
 			evs[a[0]].e = NULL;
+			evs[a[0]].gen++;
 			tr("free %s", bodies[a[0]].name);
 		}
 		break;
@@ -1371,6 +1389,8 @@ int main(int argc, char **argv)
 	}
 	bodies = xmalloc(sizeof *bodies * (size_t)nbodies);
 	evs = xmalloc(sizeof *evs * (size_t)nbodies);
+	if (nbodies >= EV_ARG_DECLARED)
+		die(2, "too many bodies (%ld)", nbodies);
 	ends = xmalloc(sizeof *ends * (size_t)nends);
 	commons = xmalloc(sizeof *commons * (size_t)ncommons);
 	ats = xmalloc(sizeof *ats * (size_t)nats);

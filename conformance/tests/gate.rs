@@ -348,3 +348,52 @@ fn the_player_stops_at_the_virtual_clock_horizon() {
         "{stderr}"
     );
 }
+
+/// A signal event that re-activates itself in its callback (`event_active` clears
+/// `ev_pncalls`) and then frees itself: libevent 2.1.12's signal closure goes on calling the
+/// callback of the freed `struct event` (found by `evconform fuzz --seed 3011202631 --case
+/// 37998`). The player detects a callback of a freed event and refuses the scenario (exit 6,
+/// so `fuzz` counts it as a libevent failure), while evloop runs no callback of a freed event.
+#[test]
+fn the_player_refuses_a_callback_of_a_freed_event() {
+    let Some(_) = player_or_skip("the_player_refuses_a_callback_of_a_freed_event") else {
+        return;
+    };
+    let src = "event e0 signal SIGUSR2\n\
+               on e0 {\n  #1 active e0 TIMEOUT ncalls 3\n  #2 free e0\n}\n\
+               main {\n  active e0 WRITE ncalls 3\n  loop\n}\n";
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("freed.scn");
+    fs::write(&path, src).unwrap();
+    let run = |backend: &str| {
+        spawn::output(
+            Command::new(env!("CARGO_BIN_EXE_evconform"))
+                .args(["run", "--backend", backend])
+                .arg(&path),
+        )
+        .unwrap()
+    };
+    let out = run("libevent-epoll");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("exit status: 6")
+            && stderr.contains("libevent ran the callback of e0 after event_free"),
+        "{stderr}"
+    );
+    for backend in ["epoll", "sim"] {
+        let out = run(backend);
+        let trace = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{backend}: {trace}");
+        let lines: Vec<&str> = trace
+            .lines()
+            .map(|l| l.split_once(' ').unwrap().1)
+            .collect();
+        let freed = lines.iter().position(|l| *l == "free e0").expect(&trace);
+        assert_eq!(
+            lines[freed - 1..],
+            ["cb e0 #2 T", "free e0", "loop-end rc=1", "end"],
+            "{backend}: {trace}"
+        );
+    }
+}

@@ -191,6 +191,18 @@ enum St {
     Closed,
 }
 
+/// A TCP socket's `sock->state` (Linux's `socket_state`), as connect(2) sees it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Ss {
+    /// A connect that failed was reported by a later connect(2): the socket was disconnected
+    /// and may connect again.
+    Unconnected,
+    /// A nonblocking connect(2) started it; it stays so until a connect(2) reports the outcome.
+    Connecting,
+    /// A connect(2) returned success on it, or it was accepted, or connected blocking.
+    Connected,
+}
+
 struct Sock {
     tcp: bool,
     host: HostId,
@@ -208,9 +220,8 @@ struct Sock {
     remote: SocketAddr,
     /// Bytes sent towards the peer and not yet delivered.
     inflight: usize,
-    /// `sock->state == SS_CONNECTED`: a connect(2) returned success on it (or it was accepted,
-    /// or connected blocking); a nonblocking connect leaves it SS_CONNECTING.
-    ss_connected: bool,
+    /// Linux's `sock->state`, which connect(2) reads apart from the TCP state.
+    ss: Ss,
     /// AF_UNIX: the skbs queued to this socket (unread bytes, truesize), oldest first.
     skbs: VecDeque<(usize, usize)>,
     /// AF_UNIX: the truesizes of this socket's skbs its peer has not consumed (sk_wmem_alloc).
@@ -766,7 +777,7 @@ impl World {
             local,
             remote,
             inflight: 0,
-            ss_connected: true,
+            ss: Ss::Connected,
             skbs: VecDeque::new(),
             wmem: 0,
             last_arrival: Time::ZERO,
@@ -1231,7 +1242,7 @@ impl World {
             local,
             remote,
             inflight: 0,
-            ss_connected: true,
+            ss: Ss::Connected,
             skbs: VecDeque::new(),
             wmem: 0,
             last_arrival: Time::ZERO,
@@ -1691,36 +1702,57 @@ impl World {
         }
         let fd = self.connect(host, addr).map(|(fd, _)| fd)?;
         if let Ok(s) = self.sock_of(host, fd) {
-            self.socks[s].ss_connected = true;
+            self.socks[s].ss = Ss::Connected;
         }
         Ok(fd)
     }
 
-    /// connect(2) on an existing socket, as Linux's `__inet_stream_connect` answers it for a
-    /// socket a nonblocking connect started: EALREADY during the handshake, success once it
-    /// completed (the socket becomes SS_CONNECTED), EISCONN after that; the pending error (or
-    /// ECONNABORTED) if the connection failed. AF_UNIX sockets take no IPv4 address (EINVAL).
+    /// connect(2) on an existing socket, as Linux's `__inet_stream_connect` answers it. A socket
+    /// a nonblocking connect started (SS_CONNECTING) gets EALREADY during the handshake, success
+    /// once it completed (it becomes SS_CONNECTED, also after the peer closed), EISCONN after
+    /// that. If its connection failed (reset, refused), the call returns the pending error (or
+    /// ECONNABORTED) and disconnects the socket (`tcp_disconnect`: SS_UNCONNECTED, nothing
+    /// queued, no shutdown bits), so that the next connect(2) starts a new connection on the
+    /// same descriptor. AF_UNIX sockets take no IPv4 address (EINVAL).
     pub(crate) fn connect_existing(
         &mut self,
         host: HostId,
         fd: Fd,
-        _addr: SocketAddr,
+        addr: SocketAddr,
     ) -> io::Result<ConnectState> {
         let s = self.sock_of(host, fd)?;
         let k = &mut self.socks[s];
         if !k.tcp {
             return Err(err(libc::EINVAL));
         }
-        if k.ss_connected {
-            return Err(err(libc::EISCONN));
-        }
-        match k.st {
-            St::SynSent => Err(err(libc::EALREADY)),
-            St::Established => {
-                k.ss_connected = true;
+        match (k.ss, k.st) {
+            (Ss::Connected, _) | (Ss::Unconnected, St::SynSent | St::Established) => {
+                Err(err(libc::EISCONN))
+            }
+            (Ss::Connecting, St::SynSent) => Err(err(libc::EALREADY)),
+            (Ss::Connecting, St::Established) => {
+                k.ss = Ss::Connected;
                 Ok(ConnectState::Connected)
             }
-            St::Closed => Err(err(k.err.take().unwrap_or(libc::ECONNABORTED))),
+            (Ss::Connecting, St::Closed) => {
+                let e = k.err.take().unwrap_or(libc::ECONNABORTED);
+                k.ss = Ss::Unconnected;
+                k.shutdown = 0;
+                k.recvq.clear();
+                Err(err(e))
+            }
+            (Ss::Unconnected, St::Closed) => {
+                // A new connection from the same descriptor: the old socket keeps whatever is
+                // still in flight to it, the descriptor moves to a fresh one.
+                let n = self.start_connect(host, addr);
+                let old = &mut self.socks[s];
+                old.fd = None;
+                old.closed = true;
+                self.hosts[host].fds.insert(fd, FdObj::Sock(n));
+                self.socks[n].fd = Some(fd);
+                self.connect_line_and_syn(host, fd, n);
+                Ok(ConnectState::InProgress)
+            }
         }
     }
 
@@ -1729,6 +1761,15 @@ impl World {
         host: HostId,
         addr: SocketAddr,
     ) -> io::Result<(Fd, ConnectState)> {
+        let s = self.start_connect(host, addr);
+        let fd = self.attach(host, s);
+        self.connect_line_and_syn(host, fd, s);
+        Ok((fd, ConnectState::InProgress))
+    }
+
+    /// A new TCP socket from an ephemeral port in SYN_SENT towards `addr` (its SYN goes out with
+    /// [`World::connect_line_and_syn`], once it has a descriptor).
+    fn start_connect(&mut self, host: HostId, addr: SocketAddr) -> SockId {
         let dst = if addr.ip().is_unspecified() {
             SocketAddr::new(IpAddr::V4(host_addr(host)), addr.port())
         } else {
@@ -1738,14 +1779,16 @@ impl World {
         let local = SocketAddr::new(IpAddr::V4(host_addr(host)), port);
         let s = self.new_sock(host, true, local, dst);
         self.socks[s].st = St::SynSent;
-        self.socks[s].ss_connected = false;
+        self.socks[s].ss = Ss::Connecting;
         self.conns += 1;
         self.socks[s].conn = self.conns;
-        let fd = self.attach(host, s);
-        let conn = self.conns;
+        s
+    }
+
+    fn connect_line_and_syn(&mut self, host: HostId, fd: Fd, s: SockId) {
+        let (dst, conn) = (self.socks[s].remote, self.socks[s].conn);
         self.line(host, format_args!("connect {fd} {dst} c{conn}"));
         self.send_syn(s, dst, 0, Duration::ZERO);
-        Ok((fd, ConnectState::InProgress))
     }
 
     pub(crate) fn take_socket_error(
