@@ -37,9 +37,16 @@ impl Runner for EvloopRunner {
     }
 }
 
-/// The evloop backends whose traces depend on absolute descriptor numbers: select scans ready
-/// fds by number from a random start in `[0, nfds)` (IR.md §7). [`IsolatedRunner`] runs them.
-pub const ISOLATED_BACKENDS: &[&str] = &["select"];
+/// The evloop backends whose traces can depend on descriptor numbers, which [`IsolatedRunner`]
+/// runs in a child process numbered as the player is: all of evloop's real backends. select
+/// scans ready fds by number from a random start in `[0, nfds)` (IR.md §7). On every backend, a
+/// scenario that closes a descriptor its event still watches and then opens a socket relies
+/// on the kernel giving the new socket the lowest free number, as it does in the player's
+/// process. In `evconform`'s own process other worker threads open and close descriptors at
+/// the same time (pipes to the children they start), so the new socket could get another
+/// number and the event watch a closed descriptor instead (seed 3011202640 case 88615, poll:
+/// `POLLNVAL` reported as READ).
+pub const ISOLATED_BACKENDS: &[&str] = &["epoll", "poll", "select", "mio"];
 
 /// Runs evloop's `select` backend in a child process that numbers its descriptors as the
 /// libevent player does: the child (`evconform run-isolated`) closes every descriptor it

@@ -60,14 +60,15 @@ pub struct Options {
     /// A reactor invariant to break on purpose (`early-timers`, `priority-inversion`; needs the
     /// cargo feature `test-faults`).
     pub core_fault: Option<String>,
-    /// An `evconform` executable to run evloop's select backend in, isolated
-    /// ([`IsolatedRunner`]): its traces are then compared exactly. Without it select runs in
-    /// this process and is compared with NONDETERMINISM.md's select rules (§1, §2).
+    /// An `evconform` executable to run evloop's real backends in, each run in a child process
+    /// numbered as the player is ([`IsolatedRunner`], [`ISOLATED_BACKENDS`]): select's traces
+    /// are then compared exactly, and descriptor reuse is the player's. Without it they run in
+    /// this process, and select is compared with NONDETERMINISM.md's select rules (§1, §2).
     pub isolate: Option<PathBuf>,
 }
 
 /// What a case runs on besides evloop in this process: libevent's player, and the isolated
-/// select runner.
+/// runner of evloop's real backends.
 struct Sides {
     player: Player,
     isolated: Option<IsolatedRunner>,

@@ -58,7 +58,7 @@ enum Cmd {
         fixtures: Option<PathBuf>,
     },
     /// Internal: run the IR on stdin on an evloop backend in this process after closing every
-    /// inherited descriptor, print the trace (the child of the isolated select runner).
+    /// inherited descriptor, print the trace (the child of the isolated runner).
     #[command(hide = true)]
     RunIsolated {
         /// The evloop backend.
@@ -175,7 +175,8 @@ fn load_corpus(dir: &Path) -> Result<Vec<check::Loaded>, String> {
 
 /// The runners for the requested backends: the player for `libevent-*`, the evloop runner for
 /// the rest (an error names any backend nobody can run).
-/// The isolated runner of evloop's select backend, started from this executable.
+/// The isolated runner of evloop's real backends (`ISOLATED_BACKENDS`), started from this
+/// executable.
 fn isolated_runner(core_fault: Option<String>) -> Option<evloop_runner::IsolatedRunner> {
     let exe = std::env::current_exe().ok()?;
     Some(evloop_runner::IsolatedRunner::new(exe).with_core_fault(core_fault))
