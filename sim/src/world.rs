@@ -350,9 +350,15 @@ impl World {
         w
     }
 
+    /// A new host: a process whose reactor is created with it, so its signal pipe exists from
+    /// the start (descriptor 3), as libevent's backends make theirs when the base is created.
+    /// A pipe made at the first signal add would take the lowest free number, perhaps one the
+    /// program just closed while an event still names it, which under libevent stays closed.
     pub(crate) fn add_host(&mut self, mode: WaitMode) -> HostId {
         self.hosts.push(HostNet::new(mode));
-        self.hosts.len() - 1
+        let host = self.hosts.len() - 1;
+        self.signal_fd(host);
+        host
     }
 
     /// Restricts fault injection to the decision ordinals in `only` (shrinking).

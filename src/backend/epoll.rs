@@ -64,7 +64,7 @@ mod imp {
                 // SAFETY: `fd` was just created and nothing else owns it.
                 epfd: unsafe { OwnedFd::from_raw_fd(fd) },
                 events: vec![libc::epoll_event { events: 0, u64: 0 }; INITIAL_NEVENT],
-                signals: SignalState::new(),
+                signals: SignalState::eager(),
                 timerfd: None,
             })
         }

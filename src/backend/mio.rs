@@ -164,7 +164,7 @@ impl MioBackend {
             scan: Vec::new(),
             requeue: Vec::new(),
             epoch: 1,
-            signals: SignalState::new(),
+            signals: SignalState::eager(),
         })
     }
 

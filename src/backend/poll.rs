@@ -52,7 +52,7 @@ impl PollBackend {
             idxplus1: Vec::new(),
             rng,
             undraw: None,
-            signals: SignalState::new(),
+            signals: SignalState::eager(),
         }
     }
 

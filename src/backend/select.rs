@@ -59,13 +59,9 @@ impl SelectBackend {
     }
 
     fn with_rng(rng: WeakRand) -> SelectBackend {
-        // libevent's select_init creates the signal pipe with the base (evsig_init_), before the
-        // program opens anything: created here too, the program's descriptors get the numbers
-        // they get under libevent, and so does the scan order of a select() call reporting
-        // several (the start index is drawn in [0, nfds)). If it fails now it is made when the
-        // first signal is added, as before.
-        let mut signals = SignalState::new();
-        let _ = signals.fd();
+        // The scan order of a select() call reporting several descriptors depends on their
+        // numbers (the start index is drawn in [0, nfds)): see `SignalState::eager`.
+        let signals = SignalState::eager();
         SelectBackend {
             sets: Box::new(FdSets {
                 read_in: empty_set(),

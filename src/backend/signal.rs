@@ -48,7 +48,8 @@ extern "C" fn handle_signal(sig: libc::c_int) {
 /// One backend's part of the signal mechanism: its wake-up pipe and the dispositions its
 /// `signal_add` calls replaced (restored by `signal_del` or on drop).
 pub(crate) struct SignalState {
-    /// (read end, write end), created on first use.
+    /// (read end, write end), made with the backend ([`SignalState::eager`]) or, if that failed,
+    /// on first use.
     pipe: Option<(OwnedFd, OwnedFd)>,
     /// The previous disposition of each signal this backend currently catches, by number.
     saved: Vec<Option<libc::sigaction>>,
@@ -63,6 +64,19 @@ impl SignalState {
         }
     }
 
+    /// The state of a new backend, with its pipe made at once, as libevent's backends make
+    /// theirs when the base is created (`evsig_init_`), before the program opens anything.
+    /// The program's descriptors then get the numbers they get under libevent: select's scan
+    /// order depends on them, and so does which descriptor a new socket reuses (an event left
+    /// on a closed descriptor: libevent's `epoll_ctl` gets EBADF, where a signal pipe made
+    /// lazily would have taken that number). If the pipe cannot be made now, it is made when
+    /// the first signal is added, as with [`SignalState::new`].
+    pub(crate) fn eager() -> SignalState {
+        let mut s = SignalState::new();
+        let _ = s.pipe();
+        s
+    }
+
     fn pipe(&mut self) -> io::Result<&(OwnedFd, OwnedFd)> {
         if self.pipe.is_none() {
             self.pipe = Some(sys::pipe()?);
@@ -70,7 +84,7 @@ impl SignalState {
         Ok(self.pipe.as_ref().expect("created above"))
     }
 
-    /// The read end of the wake-up pipe, created on first call.
+    /// The read end of the wake-up pipe (made now if it does not exist yet).
     pub(crate) fn fd(&mut self) -> io::Result<Fd> {
         Ok(self.pipe()?.0.as_raw_fd())
     }
