@@ -21,7 +21,8 @@
 //!   itself fails inside the call, as over Linux loopback). Backlog full: the SYN is retried after 1, 2, 4… s
 //!   (ETIMEDOUT after 6 tries, which counts as a fault: an overloaded server). Closing with unread data, or receiving data after close, sends
 //!   RST: the peer reads its data, then ECONNRESET, then EOF; writes give ECONNRESET once, then
-//!   EPIPE.
+//!   EPIPE. A socket that had the peer's FIN and sent none (CLOSE_WAIT) gets EPIPE from the RST
+//!   instead of ECONNRESET, as Linux's `tcp_reset` sets it.
 //! - Signals: per host; a caught signal adds one to the host's pending count and makes its
 //!   signal pipe readable, as libevent's handler writes one byte to its pipe.
 //!
@@ -216,6 +217,8 @@ struct Sock {
     /// The application closed it.
     closed: bool,
     fin_sent: bool,
+    /// The peer's FIN arrived (with `!fin_sent`: Linux's CLOSE_WAIT).
+    fin_rcvd: bool,
     local: SocketAddr,
     remote: SocketAddr,
     /// Bytes sent towards the peer and not yet delivered.
@@ -552,6 +555,7 @@ impl World {
                     return;
                 }
                 s.shutdown |= RCV_SHUTDOWN;
+                s.fin_rcvd = true;
                 let (h, conn) = (s.host, s.conn);
                 self.conn_line(h, conn, "fin", None);
                 self.wake(to, 0);
@@ -561,13 +565,8 @@ impl World {
                 if s.closed || s.st == St::Closed {
                     return;
                 }
-                let (h, conn, st) = (s.host, s.conn, s.st);
+                let (h, conn, code) = (s.host, s.conn, Self::reset_error(s));
                 self.conn_line(h, conn, "rst", None);
-                let code = if st == St::SynSent {
-                    libc::ECONNREFUSED
-                } else {
-                    libc::ECONNRESET
-                };
                 self.abort(to, code);
             }
             Ev::Signal { host, sig } => self.deliver_signal(host, sig),
@@ -577,9 +576,9 @@ impl World {
                 for s in [a, b] {
                     let k = &self.socks[s];
                     if !k.closed && k.st != St::Closed {
-                        let h = k.host;
+                        let (h, code) = (k.host, Self::reset_error(k));
                         self.conn_line(h, conn, "reset", None);
-                        self.abort(s, libc::ECONNRESET);
+                        self.abort(s, code);
                     }
                 }
             }
@@ -624,6 +623,19 @@ impl World {
     }
 
     /// A socket is reset or refused: error, both directions shut, closed state.
+    /// The error an RST leaves on a socket, by its state (Linux's `tcp_reset`): ECONNREFUSED
+    /// during the handshake, EPIPE in CLOSE_WAIT (the peer's FIN arrived, ours was not sent),
+    /// ECONNRESET otherwise.
+    fn reset_error(k: &Sock) -> i32 {
+        if k.st == St::SynSent {
+            libc::ECONNREFUSED
+        } else if k.fin_rcvd && !k.fin_sent {
+            libc::EPIPE
+        } else {
+            libc::ECONNRESET
+        }
+    }
+
     fn abort(&mut self, s: SockId, code: i32) {
         let k = &mut self.socks[s];
         k.err = Some(code);
@@ -780,6 +792,7 @@ impl World {
             err: None,
             closed: false,
             fin_sent: false,
+            fin_rcvd: false,
             local,
             remote,
             inflight: 0,
@@ -1245,6 +1258,7 @@ impl World {
             err: None,
             closed: false,
             fin_sent: false,
+            fin_rcvd: false,
             local,
             remote,
             inflight: 0,
