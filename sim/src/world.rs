@@ -1385,6 +1385,12 @@ impl World {
         if buf.is_empty() {
             return Ok(0);
         }
+        if k.tcp && k.fin_rcvd {
+            // Linux's tcp_recvmsg: once the peer's FIN has arrived (SOCK_DONE), an empty queue
+            // reads as end of file before any pending error is looked at. An RST after the FIN
+            // leaves its error (EPIPE in CLOSE_WAIT) for the next write or SO_ERROR.
+            return Ok(0);
+        }
         if let Some(e) = k.err.take() {
             return Err(err(e));
         }
