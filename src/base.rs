@@ -10,6 +10,7 @@
 //! back afterwards if the event still exists, so a callback may add, delete, activate or free
 //! anything, including its own event. This module reads time only through [`Backend::now`].
 
+use smallbox::SmallBox;
 use std::fmt;
 use std::io;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -203,22 +204,34 @@ pub enum Timeout {
     Common(CommonTimeout),
 }
 
-/// The user callback of an event: `(base, its own id, the result flags)`.
-pub type Callback<B> = Box<dyn FnMut(&mut Base<B>, EventId, Events)>;
-/// The callback of a once-event.
-pub type OnceCallback<B> = Box<dyn FnOnce(&mut Base<B>, Events)>;
-/// A bare callback (libevent's `event_callback`): no fd, no timeout, only activation.
-pub type SelfCallback<B> = Box<dyn FnMut(&mut Base<B>, EventId)>;
+/// The inline room of a [`Callback`]: three words, what a closure capturing an `Rc`, a
+/// descriptor and an index takes (or the C ABI's: the base, the C callback and its argument).
+/// A fourth word would cost every event 8 bytes (a slot of 88).
+type CallbackSpace = [usize; 3];
 
-enum Handler<B: Backend> {
-    /// Taken out while it runs.
-    Running,
-    Event(Callback<B>),
-    Once(OnceCallback<B>),
-    Bare(SelfCallback<B>),
-    LoopExit,
-    SignalPipe,
-    CommonTimeout(u8),
+/// What runs when an event's callback is due: `(base, its own id, the result flags)`.
+///
+/// A closure of up to three words is stored in the event's slot itself, a larger one on the
+/// heap. libevent keeps its callback and argument in the `struct event`; evloop's dispatch path
+/// likewise touches no memory of its own beyond the slot, the fd's evmap entry and the queue.
+/// At a=100 on n=1000 sockets the heap box, one more cache line per callback (the kernel's
+/// work between two callbacks evicts it), cost about 1 % of the time (BENCHMARKS.md, "The
+/// callback in the slot").
+///
+/// Every kind of callback is one of these: a once-event's `FnOnce` and a bare callback are
+/// wrapped, and the base's internal events (signal pipe, common timeouts, loop exit) are
+/// closures too, so a slot holds one `Option` of it (`None` while it runs) and nothing else.
+type Callback<B> = SmallBox<dyn FnMut(&mut Base<B>, EventId, Events), CallbackSpace>;
+
+/// `SmallBox`'s constructor for unsized values on stable Rust (its `smallbox!` macro): the
+/// closure `f` is moved in whole and coerced to the trait object. The macro expands to the
+/// crate's own `unsafe` constructor, whose one condition (the pointer it is given is the
+/// value's own address) the macro itself meets; this module writes no `unsafe`.
+fn boxed<B: Backend, F>(f: F) -> Callback<B>
+where
+    F: FnMut(&mut Base<B>, EventId, Events) + 'static,
+{
+    smallbox::smallbox!(f)
 }
 
 /// What kind of callback a [`CallbackInfo`] describes.
@@ -263,6 +276,9 @@ enum Closure {
     Bare,
 }
 
+/// An event's state (`struct event`). 80 bytes, checked at compile time below: what the
+/// dispatch path reads fits two cache lines, and a timer with a small closure takes no other
+/// allocation.
 struct Slot<B: Backend> {
     gen: u32,
     live: bool,
@@ -279,16 +295,37 @@ struct Slot<B: Backend> {
     /// `ev_timeout`: the deadline (common-timeout index kept apart in `common`).
     timeout: Time,
     common: u8,
-    /// `ev_io_timeout` of a persistent event: the interval (µs) and its common index.
-    io_timeout: u64,
-    io_common: u8,
+    /// The event's [`Extra`] in `Base::extras`, or NIL.
+    extra: u32,
     /// Active (or active-later) queue links.
     prev: u32,
     next: u32,
+    /// `None` while the callback runs (it is taken out) and once the event is freed.
+    handler: Option<Callback<B>>,
+}
+
+const _: () = assert!(std::mem::size_of::<Slot<crate::backend::EpollBackend>>() == 80);
+
+/// What few events need, kept out of their slots so that the slots stay small: the interval
+/// of a persistent event with a timeout, and the links of an event on a common-timeout list.
+/// An event gets one the first time it needs it and keeps it until it is freed.
+#[derive(Clone, Copy)]
+struct Extra {
+    /// `ev_io_timeout` of a persistent event: the interval (µs; 0: none) and its common index.
+    io_timeout: u64,
+    io_common: u8,
     /// Common-timeout list links.
     ct_prev: u32,
     ct_next: u32,
-    handler: Handler<B>,
+}
+
+impl Extra {
+    const NONE: Extra = Extra {
+        io_timeout: 0,
+        io_common: NO_COMMON,
+        ct_prev: NIL,
+        ct_next: NIL,
+    };
 }
 
 #[derive(Clone, Copy)]
@@ -317,6 +354,9 @@ pub struct Base<B: Backend> {
     features: Features,
     slots: Vec<Slot<B>>,
     free_slots: Vec<u32>,
+    /// [`Extra`]s of the slots that have one (`Slot::extra`), and the free ones.
+    extras: Vec<Extra>,
+    free_extras: Vec<u32>,
     queues: Vec<List>,
     active_later: List,
     heap: TimerHeap,
@@ -408,6 +448,8 @@ impl<B: Backend> Base<B> {
             features,
             slots: Vec::new(),
             free_slots: Vec::new(),
+            extras: Vec::new(),
+            free_extras: Vec::new(),
             queues: vec![List::EMPTY],
             active_later: List::EMPTY,
             heap: TimerHeap::new(),
@@ -548,7 +590,7 @@ impl<B: Backend> Base<B> {
         }
     }
 
-    fn alloc(&mut self, fd: Fd, events: Events, closure: Closure, handler: Handler<B>) -> u32 {
+    fn alloc(&mut self, fd: Fd, events: Events, closure: Closure, handler: Callback<B>) -> u32 {
         let pri = (self.queues.len() / 2) as u8;
         let slot = Slot {
             gen: 0,
@@ -567,13 +609,10 @@ impl<B: Backend> Base<B> {
             closure,
             timeout: Time::ZERO,
             common: NO_COMMON,
-            io_timeout: 0,
-            io_common: NO_COMMON,
+            extra: NIL,
             prev: NIL,
             next: NIL,
-            ct_prev: NIL,
-            ct_next: NIL,
-            handler,
+            handler: Some(handler),
         };
         if let Some(idx) = self.free_slots.pop() {
             let s = &mut self.slots[idx as usize];
@@ -594,8 +633,37 @@ impl<B: Backend> Base<B> {
         );
         s.live = false;
         s.gen = s.gen.wrapping_add(1);
-        s.handler = Handler::Running;
+        s.handler = None;
+        let extra = std::mem::replace(&mut s.extra, NIL);
+        if extra != NIL {
+            self.extras[extra as usize] = Extra::NONE;
+            self.free_extras.push(extra);
+        }
         self.free_slots.push(idx);
+    }
+
+    /// The slot's [`Extra`] (all unset if it has none).
+    fn extra(&self, idx: u32) -> Extra {
+        match self.slots[idx as usize].extra {
+            NIL => Extra::NONE,
+            e => self.extras[e as usize],
+        }
+    }
+
+    /// The slot's [`Extra`], given one first if it has none.
+    fn extra_mut(&mut self, idx: u32) -> &mut Extra {
+        let mut e = self.slots[idx as usize].extra;
+        if e == NIL {
+            e = match self.free_extras.pop() {
+                Some(e) => e,
+                None => {
+                    self.extras.push(Extra::NONE);
+                    (self.extras.len() - 1) as u32
+                }
+            };
+            self.slots[idx as usize].extra = e;
+        }
+        &mut self.extras[e as usize]
     }
 
     // ----------------------------------------------------------------------------------------
@@ -622,7 +690,7 @@ impl<B: Backend> Base<B> {
         } else {
             Closure::Event
         };
-        let idx = self.alloc(fd, events, closure, Handler::Event(Box::new(cb)));
+        let idx = self.alloc(fd, events, closure, boxed(cb));
         Ok(self.id_of(idx))
     }
 
@@ -647,7 +715,9 @@ impl<B: Backend> Base<B> {
     /// it only runs when activated with [`Base::callback_activate`]. The buffered layer uses
     /// these for deferred callbacks.
     pub fn callback_new(&mut self, cb: impl FnMut(&mut Base<B>, EventId) + 'static) -> EventId {
-        let idx = self.alloc(-1, Events::NONE, Closure::Bare, Handler::Bare(Box::new(cb)));
+        let mut cb = cb;
+        let f = boxed(move |b: &mut Base<B>, id, _| cb(b, id));
+        let idx = self.alloc(-1, Events::NONE, Closure::Bare, f);
         self.slots[idx as usize].pri = (self.queues.len() - 1) as u8;
         self.id_of(idx)
     }
@@ -661,7 +731,14 @@ impl<B: Backend> Base<B> {
         timeout: Option<Duration>,
         cb: impl FnOnce(&mut Base<B>, Events) + 'static,
     ) -> Result<()> {
-        self.once_inner(fd, events, timeout, Handler::Once(Box::new(cb)))
+        let mut cb = Some(cb);
+        let f = boxed(move |b: &mut Base<B>, id: EventId, res| {
+            if let Some(cb) = cb.take() {
+                cb(b, res);
+            }
+            b.finish_once(id.idx, id.gen);
+        });
+        self.once_inner(fd, events, timeout, f)
     }
 
     fn once_inner(
@@ -669,7 +746,7 @@ impl<B: Backend> Base<B> {
         fd: Fd,
         events: Events,
         timeout: Option<Duration>,
-        handler: Handler<B>,
+        handler: Callback<B>,
     ) -> Result<()> {
         if events.intersects(Events::SIGNAL | Events::PERSIST) {
             return Err(Error::Invalid(
@@ -769,7 +846,12 @@ impl<B: Backend> Base<B> {
             return Err(Error::Invalid("too many common timeouts (256 per base)"));
         }
         let ci = self.commons.len() as u8;
-        let timer = self.alloc(-1, Events::NONE, Closure::Event, Handler::CommonTimeout(ci));
+        let timer = self.alloc(
+            -1,
+            Events::NONE,
+            Closure::Event,
+            boxed(move |b: &mut Base<B>, _, _| b.common_timeout_callback(ci)),
+        );
         let s = &mut self.slots[timer as usize];
         s.flags |= list::INTERNAL;
         s.pri = 0;
@@ -826,11 +908,14 @@ impl<B: Backend> Base<B> {
             let s = &mut self.slots[idx as usize];
             // libevent clears `ev_io_timeout`, which shares storage with a signal event's
             // repetition counters.
-            s.io_timeout = 0;
-            s.io_common = NO_COMMON;
             if s.events.contains(Events::SIGNAL) {
                 s.ncalls = 0;
                 s.pncalls = false;
+            }
+            if s.extra != NIL {
+                let e = &mut self.extras[s.extra as usize];
+                e.io_timeout = 0;
+                e.io_common = NO_COMMON;
             }
         }
         Ok(())
@@ -950,7 +1035,11 @@ impl<B: Backend> Base<B> {
     /// `event_base_loopexit(tv)`: a once-timer at the middle priority that makes the loop stop
     /// at the top of its next iteration.
     pub fn loopexit(&mut self, after: Option<Duration>) -> Result<()> {
-        self.once_inner(-1, Events::TIMEOUT, after, Handler::LoopExit)
+        let f = boxed(|b: &mut Base<B>, id: EventId, _| {
+            b.got_term = true;
+            b.finish_once(id.idx, id.gen);
+        });
+        self.once_inner(-1, Events::TIMEOUT, after, f)
     }
 
     /// `event_base_loopbreak`: stop after the current callback. Lost if no loop is running.
@@ -1148,11 +1237,11 @@ impl<B: Backend> Base<B> {
         let Some(tv) = tv else {
             return Ok(());
         };
-        {
-            let s = &mut self.slots[idx as usize];
-            if let (Closure::Persist, Tv::Rel(us, ci)) = (s.closure, tv) {
-                s.io_timeout = us;
-                s.io_common = ci;
+        if let (Closure::Persist, Tv::Rel(us, ci)) = (self.slots[idx as usize].closure, tv) {
+            if us != 0 || self.slots[idx as usize].extra != NIL {
+                let e = self.extra_mut(idx);
+                e.io_timeout = us;
+                e.io_common = ci;
             }
         }
         if self.slots[idx as usize].flags & list::TIMEOUT != 0 {
@@ -1508,45 +1597,46 @@ impl<B: Backend> Base<B> {
         let t = self.slots[idx as usize].timeout;
         let mut e = l.tail;
         while e != NIL && self.slots[e as usize].timeout > t {
-            e = self.slots[e as usize].ct_prev;
+            e = self.extra(e).ct_prev;
         }
         let next = if e == NIL {
             l.head
         } else {
-            self.slots[e as usize].ct_next
+            self.extra(e).ct_next
         };
         {
-            let s = &mut self.slots[idx as usize];
-            s.ct_prev = e;
-            s.ct_next = next;
+            let x = self.extra_mut(idx);
+            x.ct_prev = e;
+            x.ct_next = next;
         }
         if e == NIL {
             l.head = idx;
         } else {
-            self.slots[e as usize].ct_next = idx;
+            self.extra_mut(e).ct_next = idx;
         }
         if next == NIL {
             l.tail = idx;
         } else {
-            self.slots[next as usize].ct_prev = idx;
+            self.extra_mut(next).ct_prev = idx;
         }
         self.commons[ci as usize].events = l;
     }
 
     fn ct_unlink(&mut self, l: &mut List, idx: u32) {
-        let (prev, next) = {
-            let s = &self.slots[idx as usize];
-            (s.ct_prev, s.ct_next)
-        };
+        let Extra {
+            ct_prev: prev,
+            ct_next: next,
+            ..
+        } = self.extra(idx);
         if prev == NIL {
             l.head = next;
         } else {
-            self.slots[prev as usize].ct_next = next;
+            self.extra_mut(prev).ct_next = next;
         }
         if next == NIL {
             l.tail = prev;
         } else {
-            self.slots[next as usize].ct_prev = prev;
+            self.extra_mut(next).ct_prev = prev;
         }
     }
 
@@ -1639,7 +1729,7 @@ impl<B: Backend> Base<B> {
                             fd,
                             Events::READ | Events::PERSIST,
                             Closure::Persist,
-                            Handler::SignalPipe,
+                            boxed(|b: &mut Base<B>, _, _| b.signal_pipe_callback()),
                         );
                         let s = &mut self.slots[i as usize];
                         s.flags |= list::INTERNAL;
@@ -1772,14 +1862,13 @@ impl<B: Backend> Base<B> {
             } else {
                 // The hot path: a persistent event without a timeout to reschedule runs its
                 // callback straight from here, taken out of the slot in the same lookup.
-                let direct = if s.closure == Closure::Persist && s.io_timeout == 0 {
-                    match std::mem::replace(&mut s.handler, Handler::Running) {
-                        Handler::Event(f) => Some((f, s.gen, s.res)),
-                        other => {
-                            std::mem::forget(std::mem::replace(&mut s.handler, other));
-                            None
-                        }
-                    }
+                let no_interval = s.extra == NIL
+                    || self
+                        .extras
+                        .get(s.extra as usize)
+                        .is_none_or(|e| e.io_timeout == 0);
+                let direct = if s.closure == Closure::Persist && no_interval {
+                    s.handler.take().map(|f| (f, s.gen, s.res))
                 } else {
                     None
                 };
@@ -1809,7 +1898,7 @@ impl<B: Backend> Base<B> {
                             },
                             res,
                         );
-                        self.put_back(idx, gen, Handler::Event(f));
+                        self.put_back(idx, gen, f);
                     }
                     None => self.run_closure(idx),
                 }
@@ -1844,7 +1933,7 @@ impl<B: Backend> Base<B> {
         match s.closure {
             Closure::Signal => self.signal_closure(idx),
             Closure::Persist => {
-                if s.io_timeout != 0 {
+                if s.extra != NIL {
                     self.persist_reschedule(idx);
                 }
                 let res = self.slots[idx as usize].res;
@@ -1860,16 +1949,16 @@ impl<B: Backend> Base<B> {
     /// `event_persist_closure`'s rescheduling: the next deadline is the previous deadline plus
     /// the interval after a timeout, `now + interval` otherwise or when a deadline was missed.
     fn persist_reschedule(&mut self, idx: u32) {
-        let s = &self.slots[idx as usize];
-        if s.io_timeout == 0 {
+        let Extra {
+            io_timeout: delay,
+            io_common: ci,
+            ..
+        } = self.extra(idx);
+        if delay == 0 {
             return;
         }
-        let (delay, ci, fired_by_timeout, prev) = (
-            s.io_timeout,
-            s.io_common,
-            s.res.contains(Events::TIMEOUT),
-            s.timeout,
-        );
+        let s = &self.slots[idx as usize];
+        let (fired_by_timeout, prev) = (s.res.contains(Events::TIMEOUT), s.timeout);
         let now = self.gettime();
         let relative_to = if fired_by_timeout { prev } else { now };
         let mut run_at = Time(relative_to.0.saturating_add(delay));
@@ -1927,60 +2016,21 @@ impl<B: Backend> Base<B> {
             gen,
             base: self.tag,
         };
-        match std::mem::replace(&mut s.handler, Handler::Running) {
-            Handler::Event(mut f) => {
-                f(self, id, res);
-                self.put_back(idx, gen, Handler::Event(f));
-            }
-            other => self.call_other(idx, gen, id, res, other),
+        if let Some(mut f) = s.handler.take() {
+            f(self, id, res);
+            self.put_back(idx, gen, f);
         }
     }
 
-    /// Returns a handler taken out by [`Base::call`] to its slot, unless the callback freed the
-    /// event (then the handler is dropped here).
+    /// Returns a callback taken out by [`Base::call`] to its slot, unless the callback freed
+    /// the event (then the callback is dropped here).
     #[inline(always)]
-    fn put_back(&mut self, idx: u32, gen: u32, h: Handler<B>) {
+    fn put_back(&mut self, idx: u32, gen: u32, f: Callback<B>) {
         if let Some(s) = self.slots.get_mut(idx as usize) {
-            if s.live && s.gen == gen && matches!(s.handler, Handler::Running) {
-                // The slot holds `Running`, which owns nothing: no drop glue to run.
-                std::mem::forget(std::mem::replace(&mut s.handler, h));
+            if s.live && s.gen == gen && s.handler.is_none() {
+                s.handler = Some(f);
             }
         }
-    }
-
-    /// [`Base::call`] for every handler but a full event's callback.
-    #[inline(never)]
-    fn call_other(&mut self, idx: u32, gen: u32, id: EventId, res: Events, handler: Handler<B>) {
-        let handler = match handler {
-            Handler::Running => return,
-            Handler::Event(mut f) => {
-                f(self, id, res);
-                Handler::Event(f)
-            }
-            Handler::Bare(mut f) => {
-                f(self, id);
-                Handler::Bare(f)
-            }
-            Handler::Once(f) => {
-                f(self, res);
-                self.finish_once(idx, gen);
-                return;
-            }
-            Handler::LoopExit => {
-                self.got_term = true;
-                self.finish_once(idx, gen);
-                return;
-            }
-            Handler::SignalPipe => {
-                self.signal_pipe_callback();
-                Handler::SignalPipe
-            }
-            Handler::CommonTimeout(ci) => {
-                self.common_timeout_callback(ci);
-                Handler::CommonTimeout(ci)
-            }
-        };
-        self.put_back(idx, gen, handler);
     }
 
     fn finish_once(&mut self, idx: u32, gen: u32) {
@@ -2024,4 +2074,67 @@ impl<B: Backend> Drop for Base<B> {
 enum Tv {
     Rel(u64, u8),
     Abs(Time, u8),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::EpollBackend;
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    fn base() -> Base<EpollBackend> {
+        Base::new(EpollBackend::new().expect("epoll"))
+    }
+
+    fn is_inline(b: &Base<EpollBackend>, id: EventId) -> bool {
+        let h = b.slots[id.idx as usize]
+            .handler
+            .as_ref()
+            .expect("a callback");
+        !h.is_heap()
+    }
+
+    /// A closure of three words (an `Rc`, a descriptor, an index: the token ring's) lives in
+    /// the slot; a larger one on the heap. Both run, with their captures intact.
+    #[test]
+    fn small_closures_are_stored_in_the_slot() {
+        let mut b = base();
+        let hits = Rc::new(Cell::new(0usize));
+        let (h, fd, i) = (hits.clone(), 7i32, 3usize);
+        let small = b
+            .timer_new(move |_, _, _| h.set(h.get() + i + fd as usize))
+            .unwrap();
+        let h = hits.clone();
+        let big = [1usize, 2, 3, 4];
+        let large = b
+            .timer_new(move |_, _, _| h.set(h.get() + big.iter().sum::<usize>()))
+            .unwrap();
+        assert!(is_inline(&b, small));
+        assert!(!is_inline(&b, large));
+        b.active(small, Events::TIMEOUT, 1).unwrap();
+        b.active(large, Events::TIMEOUT, 1).unwrap();
+        b.run(LoopFlags::ONCE | LoopFlags::NONBLOCK).unwrap();
+        assert_eq!(hits.get(), 10 + 10);
+        assert!(is_inline(&b, small), "put back after running");
+    }
+
+    /// A persistent event with a timeout takes an [`Extra`] for its interval; freeing the
+    /// event gives it back, and the next event that needs one reuses it.
+    #[test]
+    fn extras_are_given_back_when_the_event_is_freed() {
+        let mut b = base();
+        for _ in 0..3 {
+            let e = b.timer_new(|_, _, _| {}).unwrap();
+            b.add(e, Some(Duration::from_secs(5))).unwrap();
+            assert_eq!(b.slots[e.idx as usize].extra, NIL, "a plain timer has none");
+            let p = b.event_new(-1, Events::PERSIST, |_, _, _| {}).unwrap();
+            b.add(p, Some(Duration::from_secs(5))).unwrap();
+            assert_eq!(b.extra(p.idx).io_timeout, 5_000_000);
+            b.free(p).unwrap();
+            b.free(e).unwrap();
+        }
+        assert_eq!(b.extras.len(), 1);
+        assert_eq!(b.free_extras, [0]);
+    }
 }

@@ -25,9 +25,8 @@ pub use backend::Backend;
 #[doc(hidden)]
 pub use base::CoreFault;
 pub use base::{
-    Base, Callback, CallbackHook, CallbackInfo, CallbackKind, CommonTimeout, Config, Count, Error,
-    LoopExit, LoopFlags, OnceCallback, Result, SelfCallback, Timeout, MAX_DEFERREDS_QUEUED,
-    MAX_PRIORITIES,
+    Base, CallbackHook, CallbackInfo, CallbackKind, CommonTimeout, Config, Count, Error, LoopExit,
+    LoopFlags, Result, Timeout, MAX_DEFERREDS_QUEUED, MAX_PRIORITIES,
 };
 pub use buffer::{EolStyle, EvBuffer};
 pub use bufferevent::{BevEvents, BevOptions, BufferEvent, FlushMode, TriggerOptions};

@@ -295,6 +295,9 @@ fn dispatch_evloop<B: Backend + 'static>(
     for i in 0..n {
         let r = ring.clone();
         let fd = r.pipes[i].0;
+        // As bench.c's read_cb, which gets its index as the argument and reads the ring's size
+        // from a global: the closure captures three words (the ring, its fd, its index), so
+        // evloop keeps it in the event's slot.
         let e = base
             .event_new(fd, Events::READ | Events::PERSIST, move |b, _, _| {
                 let mut ch = [0u8; 1];
@@ -302,6 +305,7 @@ fn dispatch_evloop<B: Backend + 'static>(
                     r.count.set(r.count.get() + k as u64);
                 }
                 if r.writes.get() > 0 {
+                    let n = r.pipes.len();
                     let widx = if i + 1 >= n { i + 1 - n } else { i + 1 };
                     let _ = b.backend_mut().write(r.pipes[widx].1, b"e");
                     r.writes.set(r.writes.get() - 1);
@@ -550,6 +554,22 @@ impl Spread {
     }
 }
 
+/// The fewest rounds of a dispatch pass (also all of them for the slow poll/select runs).
+const MIN_ROUNDS: usize = 25;
+/// The most rounds of a dispatch pass.
+const MAX_ROUNDS: usize = 200;
+/// The time a dispatch pass may take, by its warm-up round (µs).
+const PASS_BUDGET_US: f64 = 8_000_000.0;
+
+/// The rounds of a dispatch pass whose warm-up round took `round_us`: as many as fit in
+/// [`PASS_BUDGET_US`], within `min..=max`.
+fn rounds_for(round_us: f64, min: usize, max: usize) -> usize {
+    if !(round_us > 0.0) {
+        return max;
+    }
+    ((PASS_BUDGET_US / round_us).ceil() as usize).clamp(min, max)
+}
+
 fn dispatch_contenders(
     p: &Programs,
     n: usize,
@@ -650,8 +670,17 @@ fn dispatch_contenders(
 /// median over the rounds. Every process does one untimed warm-up run first. The table shows
 /// per row the median ratio across `passes` passes and its min–max, and calls a row faster or
 /// slower only when the whole range is on one side of 1.0.
+///
+/// A pass has at least [`MIN_ROUNDS`] rounds, and more where the runs are short: as many as
+/// fit in [`PASS_BUDGET_US`] by the warm-up round's time, up to [`MAX_ROUNDS`]. One round's
+/// ratios spread by about ±6 % (interquartile) on this kind of machine, so a pass median has
+/// a standard error of about 2 % with 25 rounds and 0.8 % with 200.
 fn dispatch(p: &Programs, quick: bool, only: &[(usize, usize)]) -> Result<(), String> {
-    let rounds = if quick { 3 } else { 25 };
+    let (min_rounds, max_rounds) = if quick {
+        (3, 3)
+    } else {
+        (MIN_ROUNDS, MAX_ROUNDS)
+    };
     let passes = if quick { 1 } else { 3 };
     let warm = usize::from(!quick);
     let sizes: &[usize] = if quick { &[100] } else { &[100, 1000, 9000] };
@@ -668,20 +697,21 @@ fn dispatch(p: &Programs, quick: bool, only: &[(usize, usize)]) -> Result<(), St
         cells.extend(only.iter().map(|&(n, a)| (n, a, w_of(n))));
     }
     // all[cell] = (contenders, per contender: (per-pass medians µs, per-pass ÷ reference,
-    // per-pass ÷ floor), callbacks per run)
+    // per-pass ÷ floor), callbacks per run, rounds of each pass)
     type Acc = (Vec<f64>, Vec<f64>, Vec<f64>);
-    let mut all: Vec<(Vec<Contender>, Vec<Acc>, u64)> = Vec::new();
+    type CellAcc = (Vec<Contender>, Vec<Acc>, u64, Vec<usize>);
+    let mut all: Vec<CellAcc> = Vec::new();
     for &(n, a, w) in &cells {
         let cs = dispatch_contenders(p, n, a, w)?;
         let acc = cs
             .iter()
             .map(|_| (Vec::new(), Vec::new(), Vec::new()))
             .collect();
-        all.push((cs, acc, 0));
+        all.push((cs, acc, 0, Vec::new()));
     }
     for pass in 0..passes {
         for (ci, &(n, a, _)) in cells.iter().enumerate() {
-            let (cs, acc, events) = &mut all[ci];
+            let (cs, acc, events, cell_rounds) = &mut all[ci];
             // poll and select scan every descriptor on every pass: with a = 1 at n = 9000 one
             // run takes seconds, so those rows take 3 rounds per pass and no warm-up run.
             let heavy_cell = n * n / a > 10_000_000;
@@ -689,28 +719,38 @@ fn dispatch(p: &Programs, quick: bool, only: &[(usize, usize)]) -> Result<(), St
                 .iter()
                 .map(|c| heavy_cell && c.method != "epoll")
                 .collect();
-            let timed = |i: usize| if heavy[i] { rounds.min(3) } else { rounds };
+            // the rounds of this pass: `max_rounds` until the warm-up round has been timed
+            let mut rounds = max_rounds;
+            let timed = |i: usize, rounds: usize| if heavy[i] { rounds.min(3) } else { rounds };
             let mut lives = Vec::with_capacity(cs.len());
             for (i, c) in cs.iter().enumerate() {
-                // one run more than stepped: `finish` checks that it was not done
-                let runs = timed(i) + if heavy[i] { 0 } else { warm } + 1;
+                // at least one run more than stepped: `finish` checks that it was not done
+                let runs = timed(i, max_rounds) + if heavy[i] { 0 } else { warm } + 1;
                 lives.push(Live::start(c, runs, pin)?);
             }
             // samples[i][r]: contender i's run in timed round r
             let mut samples: Vec<Vec<Option<f64>>> =
-                cs.iter().map(|_| vec![None; rounds]).collect();
-            for r in 0..warm + rounds {
+                cs.iter().map(|_| vec![None; max_rounds]).collect();
+            let mut warm_us = 0.0;
+            let mut r = 0;
+            while r < warm + rounds {
+                if r == warm && warm > 0 {
+                    rounds = rounds_for(warm_us, min_rounds, max_rounds);
+                }
                 for k in 0..cs.len() {
                     let i = (k + r + pass) % cs.len();
                     let timed_round = r.checked_sub(warm);
                     let runs_now = match timed_round {
-                        Some(t) => t < timed(i),
+                        Some(t) => t < timed(i, rounds),
                         None => !heavy[i],
                     };
                     if !runs_now {
                         continue;
                     }
                     let (us, cb) = lives[i].step()?;
+                    if timed_round.is_none() {
+                        warm_us += us;
+                    }
                     if *events == 0 {
                         *events = cb.max(1);
                     } else if cb != *events {
@@ -723,7 +763,9 @@ fn dispatch(p: &Programs, quick: bool, only: &[(usize, usize)]) -> Result<(), St
                         samples[i][t] = Some(us);
                     }
                 }
+                r += 1;
             }
+            cell_rounds.push(rounds);
             for live in lives {
                 live.finish()?;
             }
@@ -767,25 +809,32 @@ fn dispatch(p: &Programs, quick: bool, only: &[(usize, usize)]) -> Result<(), St
         None => "not pinned".into(),
     };
     println!(
-        "\n### dispatch (bench.c method; {passes} passes of {rounds} rounds, 3 for poll/select \
+        "\n### dispatch (bench.c method; {passes} passes of {min_rounds}–{max_rounds} rounds, as \
+         many as fit in {} s per pass by the warm-up round (column `rounds`), 3 for poll/select \
          when n²/a > 10⁷; per round one run of every program; one process per program, cell and \
-         pass, {pinned}, {warm} warm-up run)\n"
+         pass, {pinned}, {warm} warm-up run)\n",
+        PASS_BUDGET_US / 1_000_000.0
     );
     println!(
         "Ratios: per round (neighbouring runs), median over the rounds of a pass; shown as the \
          median across passes (min–max). A row is faster or slower than libevent only when its \
          whole range is on one side of 1.0.\n"
     );
-    println!("| config | implementation | median µs/run | ns/event | ÷ libevent | ÷ floor | vs libevent |");
-    println!("|---|---|---:|---:|---:|---:|---|");
+    println!("| config | rounds | implementation | median µs/run | ns/event | ÷ libevent | ÷ floor | vs libevent |");
+    println!("|---|---:|---|---:|---:|---:|---:|---|");
     for (ci, &(n, a, w)) in cells.iter().enumerate() {
-        let (cs, acc, events) = &all[ci];
+        let (cs, acc, events, cell_rounds) = &all[ci];
+        let rounds = cell_rounds
+            .iter()
+            .map(|r| r.to_string())
+            .collect::<Vec<_>>()
+            .join("/");
         for (c, (meds, vs_lib, vs_floor)) in cs.iter().zip(acc) {
             let med = median(meds.clone());
             let lib = Spread::of(vs_lib);
             let is_ref = c.reference.as_deref() == Some(c.who.as_str());
             println!(
-                "| n={n} a={a} w={w} | {} | {:.0} | {:.0} | {} | {} | {} |",
+                "| n={n} a={a} w={w} | {rounds} | {} | {:.0} | {:.0} | {} | {} | {} |",
                 c.who,
                 med,
                 med * 1000.0 / *events.max(&1) as f64,
@@ -1196,5 +1245,22 @@ fn main() {
     if let Err(e) = result {
         eprintln!("evbench: {e}");
         std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Short runs get more rounds, long ones the minimum, and a warm-up round that measured
+    /// nothing the most.
+    #[test]
+    fn rounds_fit_the_pass_budget() {
+        assert_eq!(rounds_for(40_000.0, 25, 200), 200);
+        assert_eq!(rounds_for(60_000.0, 25, 200), 134);
+        assert_eq!(rounds_for(1_000_000.0, 25, 200), 25);
+        assert_eq!(rounds_for(0.0, 25, 200), 200);
+        assert_eq!(rounds_for(f64::NAN, 25, 200), 200);
+        assert_eq!(rounds_for(60_000.0, 3, 3), 3);
     }
 }

@@ -165,7 +165,10 @@ unsafe fn assign(
     let this = c as *const CBase;
     let f = cb;
     let r = c.with(|b| {
-        b.event_new(fd, Events::from_bits(events as u16), move |b, _id, what| {
+        // The closure captures three words (the base, the callback, its argument), so that it
+        // is stored in the event's slot (evloop's `Callback`); the fd is the event's own.
+        b.event_new(fd, Events::from_bits(events as u16), move |b, id, what| {
+            let fd = b.fd_of(id).unwrap_or(-1);
             // SAFETY: the base outlives its events' callbacks.
             let c = unsafe { &*this };
             let _g = c.enter(b);
