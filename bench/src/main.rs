@@ -564,7 +564,7 @@ const PASS_BUDGET_US: f64 = 8_000_000.0;
 /// The rounds of a dispatch pass whose warm-up round took `round_us`: as many as fit in
 /// [`PASS_BUDGET_US`], within `min..=max`.
 fn rounds_for(round_us: f64, min: usize, max: usize) -> usize {
-    if !(round_us > 0.0) {
+    if round_us.is_nan() || round_us <= 0.0 {
         return max;
     }
     ((PASS_BUDGET_US / round_us).ceil() as usize).clamp(min, max)
