@@ -2137,4 +2137,48 @@ mod tests {
         assert_eq!(b.extras.len(), 1);
         assert_eq!(b.free_extras, [0]);
     }
+
+    /// Re-adding a persistent event with a zero timeout clears the interval it had
+    /// (libevent's `ev_io_timeout` becomes zero): once that timeout has fired, nothing
+    /// schedules it again.
+    #[test]
+    fn a_zero_timeout_clears_a_persistent_events_interval() {
+        let mut b = base();
+        let hits = Rc::new(Cell::new(0u32));
+        let h = hits.clone();
+        let p = b
+            .event_new(-1, Events::PERSIST, move |_, _, _| h.set(h.get() + 1))
+            .unwrap();
+        b.add(p, Some(Duration::from_secs(5))).unwrap();
+        assert_eq!(b.extra(p.idx).io_timeout, 5_000_000);
+        b.add(p, Some(Duration::ZERO)).unwrap();
+        assert_eq!(b.extra(p.idx).io_timeout, 0);
+        b.run(LoopFlags::ONCE).unwrap();
+        assert_eq!(hits.get(), 1);
+        assert!(
+            !b.is_pending(p).unwrap(),
+            "rescheduled with a stale interval"
+        );
+    }
+
+    /// A callback that frees its own event is dropped when it returns, and what it captured
+    /// with it; it is not parked in the freed slot until the slot is reused.
+    #[test]
+    fn a_callback_that_frees_its_event_is_dropped_when_it_returns() {
+        let mut b = base();
+        let token = Rc::new(());
+        for flags in [Events::PERSIST, Events::NONE] {
+            let t = token.clone();
+            let e = b
+                .event_new(-1, flags, move |b, id, _| {
+                    let _keep = &t;
+                    b.free(id).unwrap();
+                })
+                .unwrap();
+            b.active(e, Events::TIMEOUT, 1).unwrap();
+            assert_eq!(Rc::strong_count(&token), 2);
+            b.run(LoopFlags::ONCE | LoopFlags::NONBLOCK).unwrap();
+            assert_eq!(Rc::strong_count(&token), 1, "flags {flags:?}");
+        }
+    }
 }
