@@ -1160,16 +1160,16 @@ impl<B: Backend> Base<B> {
     }
 
     fn dispatch_backend(&mut self, timeout: Option<Duration>) -> Result<()> {
-        let mut ready = std::mem::take(&mut self.ready);
-        ready.clear();
-        let r = self.backend.dispatch(timeout, &mut ready);
+        self.ready.clear();
+        let r = self.backend.dispatch(timeout, &mut self.ready);
         if r.is_ok() {
-            for &Ready { fd, events } in &ready {
+            // Activation runs no callback, so nothing touches `ready` while it is walked.
+            let mut i = 0;
+            while let Some(&Ready { fd, events }) = self.ready.get(i) {
                 self.io_active(fd, events);
+                i += 1;
             }
         }
-        ready.clear();
-        self.ready = ready;
         r.map_err(Error::Io)
     }
 

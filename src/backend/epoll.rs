@@ -239,7 +239,8 @@ mod imp {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
                 Err(e) => return Err(e),
             };
-            ready.reserve(n);
+            // No `reserve`: the core keeps `ready` from pass to pass, so once it has grown a
+            // push allocates nothing.
             for ev in &self.events[..n] {
                 // Copy out of the (packed on x86_64) struct before use.
                 let (what, data) = (ev.events, ev.u64);
