@@ -169,7 +169,11 @@ pub struct Config {
     pub limit_callbacks_after_prio: u32,
     /// `EVENT_BASE_FLAG_NO_CACHE_TIME`.
     pub no_cache_time: bool,
-    /// `EVENT_BASE_FLAG_PRECISE_TIMER` (accepted; evloop's clock is always precise).
+    /// `EVENT_BASE_FLAG_PRECISE_TIMER`: the backend reads the precise monotonic clock
+    /// ([`Backend::use_precise_clock`]). Without it a real backend reads the clock libevent's
+    /// default base reads, on Linux `CLOCK_MONOTONIC_COARSE`, which advances once per scheduler
+    /// tick (see [`crate::backend::sys::Clock`]). For µs-precise waits on epoll as well, open
+    /// the backend with [`crate::backend::EpollBackend::with_precise_timer`].
     pub precise_timer: bool,
 }
 
@@ -434,7 +438,10 @@ impl<B: Backend> Base<B> {
     }
 
     /// A base configured like `event_base_new_with_config`.
-    pub fn with_config(backend: B, cfg: &Config) -> Base<B> {
+    pub fn with_config(mut backend: B, cfg: &Config) -> Base<B> {
+        if cfg.precise_timer {
+            backend.use_precise_clock();
+        }
         let max_dispatch_time = cfg.max_dispatch_interval.map(duration_micros);
         let max_dispatch_callbacks = cfg.max_dispatch_callbacks.unwrap_or(u32::MAX);
         let mut limit = cfg.limit_callbacks_after_prio;

@@ -466,6 +466,49 @@ fn signal_numbers_are_checked<B: Backend>(make: impl Fn() -> B) {
     }
 }
 
+/// Five pairs of clock reads, each pair 50 µs apart (a spin on `CLOCK_MONOTONIC`, not a sleep).
+fn clock_pairs(mut now: impl FnMut() -> Time) -> Vec<(Time, Time)> {
+    let precise = evloop::backend::sys::Clock::PRECISE;
+    (0..5)
+        .map(|_| {
+            let t0 = now();
+            let start = precise.now();
+            while precise.now().as_micros() - start.as_micros() < 50 {}
+            (t0, now())
+        })
+        .collect()
+}
+
+/// Asserts which clock `now` reads. The precise one (`CLOCK_MONOTONIC`) moves between two reads
+/// 50 µs apart, every time. The coarse one libevent's default base reads
+/// (`CLOCK_MONOTONIC_COARSE`) moves once per scheduler tick (1–10 ms), so the two reads agree
+/// unless a tick falls between them: of five pairs at least one agrees (that all five straddle a
+/// tick of 1 ms or more has odds below one in a million on an idle machine).
+fn assert_clock(precise: bool, now: impl FnMut() -> Time) {
+    let pairs = clock_pairs(now);
+    if precise {
+        assert!(
+            pairs.iter().all(|(a, b)| b > a),
+            "the precise clock stood still for 50 µs: {pairs:?}"
+        );
+    } else {
+        assert!(
+            pairs.iter().any(|(a, b)| a == b),
+            "the default clock moved within 50 µs five times out of five: not the coarse \
+             clock? {pairs:?}"
+        );
+    }
+}
+
+/// A real backend reads libevent's default clock, and the precise one once asked
+/// (`EVENT_BASE_FLAG_PRECISE_TIMER`).
+fn clock_is_coarse_unless_precise_is_asked_for<B: Backend>(make: impl Fn() -> B) {
+    let mut b = make();
+    assert_clock(false, || b.now());
+    b.use_precise_clock();
+    assert_clock(true, || b.now());
+}
+
 fn now_never_goes_back<B: Backend>(make: impl Fn() -> B) {
     let mut b = make();
     let t0 = b.now();
@@ -770,6 +813,11 @@ macro_rules! backend_suite {
             }
 
             common_tests!(inner);
+
+            #[test]
+            fn clock_is_coarse_unless_precise_is_asked_for() {
+                crate::clock_is_coarse_unless_precise_is_asked_for(inner)
+            }
 
             mod virtual_time {
                 use super::*;
@@ -1111,4 +1159,20 @@ mod poll_only {
             close_all(&mut b, &[x, y]);
         }
     }
+}
+
+/// `Config::precise_timer` reaches the backend: a base built with it reads the precise clock,
+/// a default one libevent's default clock (outside a loop `Base::now` reads the backend's).
+#[test]
+fn base_config_precise_timer_selects_the_precise_clock() {
+    let mut b = evloop::Base::new(PollBackend::new().unwrap());
+    assert_clock(false, || b.now());
+    let cfg = evloop::Config {
+        precise_timer: true,
+        ..Default::default()
+    };
+    let mut b = evloop::Base::with_config(EpollBackend::new().unwrap(), &cfg);
+    assert_clock(true, || b.now());
+    let mut b = evloop::Base::new(EpollBackend::with_precise_timer().unwrap());
+    assert_clock(true, || b.now());
 }

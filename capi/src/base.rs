@@ -615,6 +615,23 @@ ffi! {
 }
 
 ffi! {
+    /// `event_gettime_monotonic`: the base's monotonic clock now (not the cache): libevent's
+    /// default `CLOCK_MONOTONIC_COARSE`, or `CLOCK_MONOTONIC` for a base made with
+    /// `EVENT_BASE_FLAG_PRECISE_TIMER`. -1 if `base` or `tv` is NULL.
+    fn event_gettime_monotonic(base: *mut CBase, tv: *mut libc::timeval) -> c_int {
+        nonnull!(tv, -1);
+        // SAFETY: `base` is NULL or live.
+        let Some(cb) = (unsafe { cbase(base) }) else {
+            return -1;
+        };
+        let t = cb.with(|b| wall_tv(b.backend_mut().now(), 0));
+        // SAFETY: `tv` is writable.
+        unsafe { *tv = t };
+        0
+    }
+}
+
+ffi! {
     /// `event_base_update_cache_time`.
     fn event_base_update_cache_time(base: *mut CBase) -> c_int {
         // SAFETY: `base` is NULL or live.

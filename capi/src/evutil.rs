@@ -1,8 +1,10 @@
 //! The `evutil_*` helpers libevent programs call: sockets, time, strings.
 
-use std::ffi::{c_char, c_int, c_long, c_void, CStr};
+use std::ffi::{c_char, c_int, c_void, CStr};
 use std::net::SocketAddr;
 use std::ptr;
+
+use evloop::backend::sys::Clock;
 
 ffi! {
     /// `evutil_socketpair`: `socketpair(2)`.
@@ -339,15 +341,21 @@ ffi! {
     }
 }
 
-/// `evutil_monotonic_timer`: unused padding so the type is not zero-sized.
+/// `evutil_monotonic_timer`: the clock it reads.
 pub struct MonotonicTimer {
-    _unused: c_long,
+    clock: Clock,
 }
 
+/// `EV_MONOT_PRECISE` and `EV_MONOT_FALLBACK` (`event2/util.h`).
+const EV_MONOT_PRECISE: c_int = 1;
+const EV_MONOT_FALLBACK: c_int = 2;
+
 ffi! {
-    /// `evutil_monotonic_timer_new`.
+    /// `evutil_monotonic_timer_new`: reads the default clock until configured.
     fn evutil_monotonic_timer_new() -> *mut MonotonicTimer {
-        Box::into_raw(Box::new(MonotonicTimer { _unused: 0 }))
+        Box::into_raw(Box::new(MonotonicTimer {
+            clock: Clock::default(),
+        }))
     }
 }
 
@@ -362,27 +370,35 @@ ffi! {
 }
 
 ffi! {
-    /// `evutil_configure_monotonic_time`: 0 (always `CLOCK_MONOTONIC`).
-    fn evutil_configure_monotonic_time(t: *mut MonotonicTimer, _flags: c_int) -> c_int {
+    /// `evutil_configure_monotonic_time`: libevent's choice of clock, as a base makes it
+    /// ([`Clock`]): `CLOCK_MONOTONIC_COARSE` by default, `CLOCK_MONOTONIC` with
+    /// `EV_MONOT_PRECISE`. `EV_MONOT_FALLBACK` (libevent: `gettimeofday` kept monotonic) also
+    /// reads `CLOCK_MONOTONIC`, which every Linux has. Returns 0.
+    fn evutil_configure_monotonic_time(t: *mut MonotonicTimer, flags: c_int) -> c_int {
         nonnull!(t, -1);
+        let clock = if flags & (EV_MONOT_PRECISE | EV_MONOT_FALLBACK) != 0 {
+            Clock::PRECISE
+        } else {
+            Clock::default()
+        };
+        // SAFETY: `t` came from evutil_monotonic_timer_new and is not aliased during the call.
+        unsafe { (*t).clock = clock };
         0
     }
 }
 
 ffi! {
-    /// `evutil_gettime_monotonic`: `CLOCK_MONOTONIC` as a timeval.
-    fn evutil_gettime_monotonic(_t: *mut MonotonicTimer, tv: *mut libc::timeval) -> c_int {
+    /// `evutil_gettime_monotonic`: the timer's clock as a timeval.
+    fn evutil_gettime_monotonic(t: *mut MonotonicTimer, tv: *mut libc::timeval) -> c_int {
+        nonnull!(t, -1);
         nonnull!(tv, -1);
-        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-        // SAFETY: `ts` is writable.
-        if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) } != 0 {
-            return -1;
-        }
+        // SAFETY: `t` came from evutil_monotonic_timer_new.
+        let us = unsafe { (*t).clock }.now().as_micros();
         // SAFETY: `tv` is writable.
         unsafe {
             *tv = libc::timeval {
-                tv_sec: ts.tv_sec,
-                tv_usec: (ts.tv_nsec / 1000) as libc::suseconds_t,
+                tv_sec: (us / 1_000_000) as libc::time_t,
+                tv_usec: (us % 1_000_000) as libc::suseconds_t,
             }
         };
         0

@@ -53,6 +53,7 @@ mod imp {
         /// `EVENT_BASE_FLAG_PRECISE_TIMER`: a timerfd in the epoll set carries the exact timeout
         /// and `epoll_wait` blocks without one, as libevent's epoll does.
         timerfd: Option<OwnedFd>,
+        clock: sys::Clock,
     }
 
     impl EpollBackend {
@@ -66,6 +67,7 @@ mod imp {
                 events: vec![libc::epoll_event { events: 0, u64: 0 }; INITIAL_NEVENT],
                 signals: SignalState::eager(),
                 timerfd: None,
+                clock: sys::Clock::default(),
             })
         }
 
@@ -83,6 +85,7 @@ mod imp {
             let tfd = unsafe { OwnedFd::from_raw_fd(fd) };
             b.ctl(libc::EPOLL_CTL_ADD, tfd.as_raw_fd(), libc::EPOLLIN as u32)?;
             b.timerfd = Some(tfd);
+            b.clock = sys::Clock::PRECISE;
             Ok(b)
         }
 
@@ -267,7 +270,11 @@ mod imp {
         }
 
         fn now(&mut self) -> Time {
-            sys::monotonic_now()
+            self.clock.now()
+        }
+
+        fn use_precise_clock(&mut self) {
+            self.clock = sys::Clock::PRECISE;
         }
 
         real_signal_ops!(signals);

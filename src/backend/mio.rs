@@ -132,6 +132,7 @@ pub struct MioBackend {
     /// Counts dispatches; never 0, so that a default `FdState::epoch` never matches.
     epoch: u32,
     signals: SignalState,
+    clock: sys::Clock,
 }
 
 impl MioBackend {
@@ -165,6 +166,7 @@ impl MioBackend {
             requeue: Vec::new(),
             epoch: 1,
             signals: SignalState::eager(),
+            clock: sys::Clock::default(),
         })
     }
 
@@ -707,7 +709,11 @@ impl Backend for MioBackend {
     }
 
     fn now(&mut self) -> Time {
-        sys::monotonic_now()
+        self.clock.now()
+    }
+
+    fn use_precise_clock(&mut self) {
+        self.clock = sys::Clock::PRECISE;
     }
 
     real_signal_ops!(signals);

@@ -148,6 +148,11 @@ pub trait Backend {
     }
     /// The current monotonic time.
     fn now(&mut self) -> Time;
+    /// `EVENT_BASE_FLAG_PRECISE_TIMER`: from now on [`Backend::now`] reads the precise clock.
+    /// The real backends otherwise read the clock libevent's default base reads
+    /// ([`sys::Clock`]); a backend with a clock of its own (virtual time, the simulator)
+    /// ignores this.
+    fn use_precise_clock(&mut self) {}
 
     /// Start catching signal `sig` (install the handler); called at the first add for `sig`.
     fn signal_add(&mut self, sig: i32) -> io::Result<()>;
@@ -353,6 +358,9 @@ impl Backend for AnyBackend {
     }
     fn now(&mut self) -> Time {
         delegate!(self, b => b.now())
+    }
+    fn use_precise_clock(&mut self) {
+        delegate!(self, b => b.use_precise_clock())
     }
     fn signal_add(&mut self, sig: i32) -> io::Result<()> {
         delegate!(self, b => b.signal_add(sig))

@@ -32,6 +32,7 @@ pub struct PollBackend {
     /// (see [`Backend::dispatch_again`]).
     undraw: Option<WeakRand>,
     signals: SignalState,
+    clock: sys::Clock,
 }
 
 impl PollBackend {
@@ -53,6 +54,7 @@ impl PollBackend {
             rng,
             undraw: None,
             signals: SignalState::eager(),
+            clock: sys::Clock::default(),
         }
     }
 
@@ -228,7 +230,11 @@ impl Backend for PollBackend {
     }
 
     fn now(&mut self) -> Time {
-        sys::monotonic_now()
+        self.clock.now()
+    }
+
+    fn use_precise_clock(&mut self) {
+        self.clock = sys::Clock::PRECISE;
     }
 
     real_signal_ops!(signals);

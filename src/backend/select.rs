@@ -27,6 +27,7 @@ pub struct SelectBackend {
     /// The generator's state before the last dispatch's draw (see [`Backend::dispatch_again`]).
     undraw: Option<WeakRand>,
     signals: SignalState,
+    clock: sys::Clock,
 }
 
 /// The interest sets and the sets handed to (and filled by) select().
@@ -73,6 +74,7 @@ impl SelectBackend {
             rng,
             undraw: None,
             signals,
+            clock: sys::Clock::default(),
         }
     }
 
@@ -215,7 +217,11 @@ impl Backend for SelectBackend {
     }
 
     fn now(&mut self) -> Time {
-        sys::monotonic_now()
+        self.clock.now()
+    }
+
+    fn use_precise_clock(&mut self) {
+        self.clock = sys::Clock::PRECISE;
     }
 
     real_signal_ops!(signals);

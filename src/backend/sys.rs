@@ -424,16 +424,47 @@ pub fn local_addr(fd: Fd) -> io::Result<SocketAddr> {
     sockaddr_to(&storage, len)
 }
 
-/// `CLOCK_MONOTONIC` in microseconds: the real backends' [`super::Backend::now`].
-pub fn monotonic_now() -> Time {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a writable timespec.
-    syscall!(clock_gettime(libc::CLOCK_MONOTONIC, &mut ts))
-        .expect("clock_gettime(CLOCK_MONOTONIC) cannot fail with a valid clock and pointer");
-    Time((ts.tv_sec as u64) * 1_000_000 + (ts.tv_nsec as u64) / 1_000)
+/// The monotonic clock a real backend reads for [`super::Backend::now`], chosen as libevent
+/// chooses its base's clock: a base without `EVENT_BASE_FLAG_PRECISE_TIMER` reads
+/// `CLOCK_MONOTONIC_COARSE` where the system has it (Linux), a precise base `CLOCK_MONOTONIC`.
+///
+/// The coarse clock costs a few nanoseconds a read instead of some 25 here, but it advances only
+/// once per scheduler tick (1–10 ms): a deadline is then up to a tick early in real time, and a
+/// wait can end before the clock shows its deadline reached (the loop then waits again), as
+/// with libevent's default base.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Clock {
+    precise: bool,
+}
+
+impl Clock {
+    /// The precise clock (`CLOCK_MONOTONIC`).
+    pub const PRECISE: Clock = Clock { precise: true };
+
+    /// Whether this is the precise clock.
+    pub fn is_precise(self) -> bool {
+        self.precise
+    }
+
+    fn id(self) -> libc::clockid_t {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        if !self.precise {
+            return libc::CLOCK_MONOTONIC_COARSE;
+        }
+        libc::CLOCK_MONOTONIC
+    }
+
+    /// The clock's current time in microseconds.
+    pub fn now(self) -> Time {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a writable timespec.
+        syscall!(clock_gettime(self.id(), &mut ts))
+            .expect("clock_gettime of a monotonic clock cannot fail with a valid pointer");
+        Time((ts.tv_sec as u64) * 1_000_000 + (ts.tv_nsec as u64) / 1_000)
+    }
 }
 
 /// Sets signal `sig` to be ignored (`SIG_IGN`), as a process that must survive stray signals

@@ -1,11 +1,13 @@
 /* api_tour.c: exercises libevent 2.1 functions the conformance player does not call, and
  * prints what they return. The test runs the same binary on libevent and on evloop's C ABI
- * and requires identical output. Nothing here depends on time or on descriptor numbers. */
+ * and requires identical output. Nothing here depends on descriptor numbers, nor on time beyond
+ * which clock a base reads (tour_clocks). */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
@@ -362,6 +364,65 @@ static void tour_evutil(void)
 	}
 }
 
+/* Which clock a base or a monotonic timer reads, told apart by behaviour: five pairs of reads,
+ * each pair 50 us apart (a spin on CLOCK_MONOTONIC). CLOCK_MONOTONIC moves within every pair;
+ * CLOCK_MONOTONIC_COARSE (libevent's default) moves once per scheduler tick (1-10 ms), so at
+ * least one pair reads the same time (that all five straddle a tick: below one in a million).
+ * "precise" if every pair moved, else "coarse". */
+static void spin_50us(void)
+{
+	struct timespec a, b;
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	do {
+		clock_gettime(CLOCK_MONOTONIC, &b);
+	} while ((b.tv_sec - a.tv_sec) * 1000000000L + (b.tv_nsec - a.tv_nsec) < 50000L);
+}
+
+static const char *clock_kind(struct event_base *base, struct evutil_monotonic_timer *timer)
+{
+	int i, same = 0;
+	for (i = 0; i < 5; i++) {
+		struct timeval t0, t1;
+		if (base)
+			event_gettime_monotonic(base, &t0);
+		else
+			evutil_gettime_monotonic(timer, &t0);
+		spin_50us();
+		if (base)
+			event_gettime_monotonic(base, &t1);
+		else
+			evutil_gettime_monotonic(timer, &t1);
+		same += !evutil_timercmp(&t0, &t1, !=);
+	}
+	return same == 0 ? "precise" : "coarse";
+}
+
+static void tour_clocks(void)
+{
+	struct event_config *cfg;
+	struct event_base *base;
+	struct evutil_monotonic_timer *timer;
+	struct timeval tv;
+
+	base = event_base_new();
+	printf("default base clock: %s\n", clock_kind(base, NULL));
+	printf("gettime_monotonic(NULL)=%d\n", event_gettime_monotonic(NULL, &tv));
+	event_base_free(base);
+	cfg = event_config_new();
+	event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+	base = event_base_new_with_config(cfg);
+	printf("precise base clock: %s\n", clock_kind(base, NULL));
+	event_base_free(base);
+	event_config_free(cfg);
+
+	timer = evutil_monotonic_timer_new();
+	printf("configure(0)=%d\n", evutil_configure_monotonic_time(timer, 0));
+	printf("timer clock: %s\n", clock_kind(NULL, timer));
+	printf("configure(PRECISE)=%d\n", evutil_configure_monotonic_time(timer, EV_MONOT_PRECISE));
+	printf("precise timer clock: %s\n", clock_kind(NULL, timer));
+	evutil_monotonic_timer_free(timer);
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -370,6 +431,7 @@ int main(void)
 	tour_bufferevents();
 	tour_tcp();
 	tour_evutil();
+	tour_clocks();
 	printf("end\n");
 	return 0;
 }
