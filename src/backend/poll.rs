@@ -205,6 +205,9 @@ impl Backend for PollBackend {
         }
         self.undraw = Some(self.rng);
         let mut i = self.rng.range(nfds as i32) as usize;
+        // `poll` returned how many entries have `revents` set: once all of them are seen, the
+        // rest of libevent's scan (which walks all `nfds`) would find nothing.
+        let mut left = res;
         for _ in 0..nfds {
             i += 1;
             if i == nfds {
@@ -217,6 +220,10 @@ impl Backend for PollBackend {
             let events = readiness(pfd.revents);
             if !events.is_empty() {
                 ready.push(Ready { fd: pfd.fd, events });
+            }
+            left -= 1;
+            if left == 0 {
+                break;
             }
         }
         Ok(())
