@@ -188,6 +188,9 @@ impl Backend for SelectBackend {
         if res == 0 {
             return Ok(());
         }
+        // `select` returned how many bits it left set in both sets: once all of them are seen,
+        // the rest of libevent's scan (which walks all `nfds`) would find nothing.
+        let mut left = res;
         for _ in 0..nfds {
             i += 1;
             if i >= nfds {
@@ -204,6 +207,11 @@ impl Backend for SelectBackend {
             }
             if !events.is_empty() {
                 ready.push(Ready { fd: i, events });
+                left -= i32::from(events.contains(Events::READ))
+                    + i32::from(events.contains(Events::WRITE));
+                if left <= 0 {
+                    break;
+                }
             }
         }
         Ok(())
