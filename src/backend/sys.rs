@@ -441,11 +441,6 @@ impl Clock {
     /// The precise clock (`CLOCK_MONOTONIC`).
     pub const PRECISE: Clock = Clock { precise: true };
 
-    /// Whether this is the precise clock.
-    pub fn is_precise(self) -> bool {
-        self.precise
-    }
-
     fn id(self) -> libc::clockid_t {
         #[cfg(any(target_os = "linux", target_os = "android"))]
         if !self.precise {
