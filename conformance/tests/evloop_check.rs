@@ -10,8 +10,21 @@ use evloop_conformance::check::{self, Outcome};
 use evloop_conformance::evloop_runner::{evloop_runner, DEFAULT_BACKENDS, SIM_BACKEND};
 use evloop_conformance::{default_fixtures_dir, default_scenarios_dir, fixture};
 
+/// The tests of this file run scenarios on real descriptors in this process: one at a time.
+/// Some scenarios close a descriptor their event still watches and rely on its number staying
+/// free, as it does in the libevent player's process. A run of another test thread that opened
+/// a descriptor meanwhile took that number: `io_closed_fd_not_reused_by_signal_pipe` on select
+/// then polled a valid descriptor instead of failing with `EBADF` (a CI run, 2026-11-30).
+/// `evconform check` runs these backends in child processes of their own (`IsolatedRunner`).
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 #[test]
 fn every_scenario_passes_on_every_evloop_backend_and_the_simulator() {
+    let _serial = serial();
     let scenarios = check::load_dir(&default_scenarios_dir()).expect("the corpus parses");
     assert!(
         scenarios.len() >= 40,
@@ -36,6 +49,7 @@ fn every_scenario_passes_on_every_evloop_backend_and_the_simulator() {
 
 #[test]
 fn a_changed_fixture_fails_an_evloop_run_with_a_diff() {
+    let _serial = serial();
     let name = "timer_heap_ties_8";
     let scenarios = check::load_dir(&default_scenarios_dir()).expect("the corpus parses");
     let sc = scenarios
@@ -95,6 +109,7 @@ fn a_changed_fixture_fails_an_evloop_run_with_a_diff() {
 /// inside the call, as on Linux loopback); the simulator now refuses inside `connect`.
 #[test]
 fn the_sim_column_passes_every_scenario() {
+    let _serial = serial();
     let scenarios = check::load_dir(&default_scenarios_dir()).expect("the corpus parses");
     let runner = evloop_runner().expect("the evloop runner exists");
     let m = check::run_matrix(

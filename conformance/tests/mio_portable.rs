@@ -57,8 +57,14 @@ fn modes_differ(instrs: &[Instr]) -> Option<String> {
     }
 }
 
+/// Both tests run scenarios on real descriptors in this process: one at a time, so that no run
+/// takes the number of a descriptor another run closed and still relies on (see
+/// `evloop_check.rs`).
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn every_scenario_passes_on_the_portable_mio_backend() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let scenarios = check::load_dir(&default_scenarios_dir()).expect("the corpus parses");
     assert!(
         scenarios.len() >= 40,
@@ -81,6 +87,7 @@ fn every_scenario_passes_on_the_portable_mio_backend() {
 /// `evconform fuzz` (cases with real TCP connections can differ in timing from run to run).
 #[test]
 fn fuzz_cases_trace_the_same_on_both_mio_modes() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     const SEED: u64 = 7;
     const CASES: u64 = 1000;
     let cfg = Config::all();
