@@ -393,14 +393,9 @@ ffi! {
         nonnull!(t, -1);
         nonnull!(tv, -1);
         // SAFETY: `t` came from evutil_monotonic_timer_new.
-        let us = unsafe { (*t).clock }.now().as_micros();
+        let now = unsafe { (*t).clock }.now();
         // SAFETY: `tv` is writable.
-        unsafe {
-            *tv = libc::timeval {
-                tv_sec: (us / 1_000_000) as libc::time_t,
-                tv_usec: (us % 1_000_000) as libc::suseconds_t,
-            }
-        };
+        unsafe { *tv = crate::base::wall_tv(now, 0) };
         0
     }
 }
