@@ -386,6 +386,9 @@ struct Contender {
     method: &'static str,
     /// A floor program: a row's floor is the fastest floor program of its method, per pass.
     floor: bool,
+    /// The A/A control of its method: a second process of the libevent program, so that its
+    /// `÷ libevent` shows what the method makes of two identical programs in this cell.
+    control: bool,
     exe: PathBuf,
     args: Vec<String>,
     /// `LD_LIBRARY_PATH` for the run: evloop's C ABI library under libevent's soname.
@@ -540,14 +543,34 @@ impl Spread {
         format!("{:.2} ({:.2}–{:.2})", self.median, self.min, self.max)
     }
 
-    /// A win or a loss only when the whole range of several passes is on one side of 1.0.
-    fn verdict(&self, passes: usize) -> &'static str {
+    /// A win or a loss only when the whole range of several passes is on one side of 1.0, and,
+    /// given the A/A control of the same method and cell (libevent against a second copy of
+    /// itself), also clear of the control's range: a range that two identical programs can
+    /// produce decides nothing.
+    fn verdict(&self, passes: usize, control: Option<Spread>) -> &'static str {
+        let clear = |faster: bool| {
+            control.is_none_or(|c| {
+                if faster {
+                    self.max < c.min
+                } else {
+                    self.min > c.max
+                }
+            })
+        };
         if passes < 2 {
             "one pass: no verdict"
         } else if self.max < 1.0 {
-            "faster"
+            if clear(true) {
+                "faster"
+            } else {
+                "within A/A noise"
+            }
         } else if self.min > 1.0 {
-            "slower"
+            if clear(false) {
+                "slower"
+            } else {
+                "within A/A noise"
+            }
         } else {
             "within noise"
         }
@@ -595,6 +618,7 @@ fn dispatch_contenders(
             reference: None,
             method: "epoll",
             floor: true,
+            control: false,
             exe: p.floor.clone(),
             args,
             lib_dir: None,
@@ -609,6 +633,7 @@ fn dispatch_contenders(
             reference: None,
             method: m,
             floor: true,
+            control: false,
             exe: p.poll_floor.clone(),
             args: cell(&[m]),
             lib_dir: None,
@@ -618,15 +643,22 @@ fn dispatch_contenders(
         if m == "select" && !select_ok {
             continue;
         }
-        out.push(Contender {
-            who: format!("libevent {m}"),
-            reference: Some(format!("libevent {m}")),
-            method: m,
-            floor: false,
-            exe: p.libevent.clone(),
-            args: cell(&["dispatch", m]),
-            lib_dir: None,
-        });
+        for control in [false, true] {
+            out.push(Contender {
+                who: if control {
+                    format!("libevent {m} (A/A control)")
+                } else {
+                    format!("libevent {m}")
+                },
+                reference: Some(format!("libevent {m}")),
+                method: m,
+                floor: false,
+                control,
+                exe: p.libevent.clone(),
+                args: cell(&["dispatch", m]),
+                lib_dir: None,
+            });
+        }
     }
     // The same libevent program, unchanged, on evloop through the C ABI.
     for m in ["epoll", "poll", "select"] {
@@ -638,6 +670,7 @@ fn dispatch_contenders(
             reference: Some(format!("libevent {m}")),
             method: m,
             floor: false,
+            control: false,
             exe: p.libevent.clone(),
             args: cell(&["dispatch", m]),
             lib_dir: Some(p.capi.clone()),
@@ -653,6 +686,7 @@ fn dispatch_contenders(
             reference: Some(format!("libevent {lib}")),
             method: lib,
             floor: false,
+            control: false,
             exe: me.clone(),
             args: cell(&["ring", b]),
             lib_dir: None,
@@ -669,7 +703,10 @@ fn dispatch_contenders(
 /// floor is taken per round, between those neighbouring runs, and its pass ratio is the
 /// median over the rounds. Every process does one untimed warm-up run first. The table shows
 /// per row the median ratio across `passes` passes and its min–max, and calls a row faster or
-/// slower only when the whole range is on one side of 1.0.
+/// slower only when the whole range is on one side of 1.0 and clear of the range of its
+/// method's A/A control: a second process of the libevent program, compared with the first as
+/// any row is. The control shows the noise of the method in that cell (at n=9000 a=100, poll
+/// against itself gave pass ratios of 0.96–1.02).
 ///
 /// A pass has at least [`MIN_ROUNDS`] rounds, and more where the runs are short: as many as
 /// fit in [`PASS_BUDGET_US`] by the warm-up round's time, up to [`MAX_ROUNDS`]. One round's
@@ -818,7 +855,8 @@ fn dispatch(p: &Programs, quick: bool, only: &[(usize, usize)]) -> Result<(), St
     println!(
         "Ratios: per round (neighbouring runs), median over the rounds of a pass; shown as the \
          median across passes (min–max). A row is faster or slower than libevent only when its \
-         whole range is on one side of 1.0.\n"
+         whole range is on one side of 1.0 and clear of the range of its method's A/A control \
+         (libevent against a second process of itself); otherwise \"within A/A noise\".\n"
     );
     println!("| config | rounds | implementation | median µs/run | ns/event | ÷ libevent | ÷ floor | vs libevent |");
     println!("|---|---:|---|---:|---:|---:|---:|---|");
@@ -829,10 +867,22 @@ fn dispatch(p: &Programs, quick: bool, only: &[(usize, usize)]) -> Result<(), St
             .map(|r| r.to_string())
             .collect::<Vec<_>>()
             .join("/");
+        // the A/A control of each method in this cell
+        let control_of = |method: &str| {
+            cs.iter()
+                .zip(acc)
+                .find(|(c, _)| c.control && c.method == method)
+                .and_then(|(_, (_, vs_lib, _))| Spread::of(vs_lib))
+        };
         for (c, (meds, vs_lib, vs_floor)) in cs.iter().zip(acc) {
             let med = median(meds.clone());
             let lib = Spread::of(vs_lib);
             let is_ref = c.reference.as_deref() == Some(c.who.as_str());
+            let control = if c.control {
+                None
+            } else {
+                control_of(c.method)
+            };
             println!(
                 "| n={n} a={a} w={w} | {rounds} | {} | {:.0} | {:.0} | {} | {} | {} |",
                 c.who,
@@ -845,7 +895,7 @@ fn dispatch(p: &Programs, quick: bool, only: &[(usize, usize)]) -> Result<(), St
                 }),
                 Spread::of(vs_floor).map_or(String::new(), |s| s.show()),
                 match lib {
-                    Some(s) if !is_ref => s.verdict(passes),
+                    Some(s) if !is_ref => s.verdict(passes, control),
                     _ => "",
                 }
             );
@@ -1262,5 +1312,25 @@ mod tests {
         assert_eq!(rounds_for(0.0, 25, 200), 200);
         assert_eq!(rounds_for(f64::NAN, 25, 200), 200);
         assert_eq!(rounds_for(60_000.0, 3, 3), 3);
+    }
+
+    #[test]
+    fn verdicts_need_the_whole_range_clear_of_one_and_of_the_control() {
+        let s = |min, max| Spread {
+            median: (min + max) / 2.0,
+            min,
+            max,
+        };
+        assert_eq!(s(0.95, 0.99).verdict(3, None), "faster");
+        assert_eq!(s(1.01, 1.05).verdict(3, None), "slower");
+        assert_eq!(s(0.99, 1.01).verdict(3, None), "within noise");
+        assert_eq!(s(0.95, 0.99).verdict(1, None), "one pass: no verdict");
+        // identical programs spread over 0.97–1.02 in this cell: 0.98 decides nothing
+        let control = Some(s(0.97, 1.02));
+        assert_eq!(s(0.96, 0.98).verdict(3, control), "within A/A noise");
+        assert_eq!(s(1.01, 1.05).verdict(3, control), "within A/A noise");
+        assert_eq!(s(0.90, 0.96).verdict(3, control), "faster");
+        assert_eq!(s(1.03, 1.10).verdict(3, control), "slower");
+        assert_eq!(s(0.99, 1.01).verdict(3, control), "within noise");
     }
 }
