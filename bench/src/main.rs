@@ -517,6 +517,27 @@ fn pin_cpu() -> Option<usize> {
     ok.then_some(want)
 }
 
+/// Moves evbench itself (every thread) off CPU `cpu`, where the programs it measures run: a
+/// parent woken by a program's output may otherwise be placed on that program's CPU and run
+/// there between two measured runs. Returns the CPUs evbench keeps, or `None` if there are
+/// none or `taskset` failed (then evbench stays where the scheduler puts it).
+fn keep_off(cpu: usize) -> Option<String> {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let others: Vec<String> = (0..cpus)
+        .filter(|&c| c != cpu)
+        .map(|c| c.to_string())
+        .collect();
+    if others.is_empty() {
+        return None;
+    }
+    let list = others.join(",");
+    let ok = Command::new("taskset")
+        .args(["-a", "-p", "-c", &list, &std::process::id().to_string()])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    ok.then_some(list)
+}
+
 /// Ratio statistics of one row across passes: the median, and the range.
 #[derive(Clone, Copy)]
 struct Spread {
@@ -736,6 +757,7 @@ fn dispatch(p: &Programs, quick: bool, only: &[(usize, usize)]) -> Result<(), St
     let warm = usize::from(!quick);
     let sizes: &[usize] = if quick { &[100] } else { &[100, 1000, 9000] };
     let pin = pin_cpu();
+    let parent_cpus = pin.and_then(keep_off);
     let mut cells = Vec::new();
     let w_of = |n: usize| if quick { n } else { n.max(1000) };
     if only.is_empty() {
@@ -854,9 +876,10 @@ fn dispatch(p: &Programs, quick: bool, only: &[(usize, usize)]) -> Result<(), St
             }
         }
     }
-    let pinned = match pin {
-        Some(cpu) => format!("pinned to CPU {cpu}"),
-        None => "not pinned".into(),
+    let pinned = match (pin, &parent_cpus) {
+        (Some(cpu), Some(rest)) => format!("pinned to CPU {cpu}, evbench itself on CPU {rest}"),
+        (Some(cpu), None) => format!("pinned to CPU {cpu}"),
+        (None, _) => "not pinned".into(),
     };
     println!(
         "\n### dispatch (bench.c method; {passes} passes of {min_rounds}–{max_rounds} rounds, as \
@@ -992,6 +1015,7 @@ fn timers(p: &Programs, quick: bool) -> Result<(), String> {
     let n = if quick { 10_000 } else { 1_000_000 };
     let reps = if quick { 1 } else { 7 };
     let pin = pin_cpu();
+    let _ = pin.and_then(keep_off);
     let me = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut rows = Vec::new();
     for kind in ["spread", "equal", "churn"] {
