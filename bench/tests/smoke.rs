@@ -198,6 +198,10 @@ fn dispatch_cells_are_chosen_and_checked() {
         rows.iter().all(|l| l.starts_with("| n=40 a=4 w=40 |")),
         "{text}"
     );
+    // Where the programs are pinned to a CPU, evbench keeps itself off it.
+    if text.contains("pinned to CPU") {
+        assert!(text.contains(", evbench itself on CPU "), "{text}");
+    }
 }
 
 /// The poll/select floor (`bench/c/poll_floor.c`) runs poll above FD_SETSIZE (the n=9000 cells;
