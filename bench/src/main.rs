@@ -741,9 +741,9 @@ fn dispatch_contenders(
 /// median over the rounds. Every process does one untimed warm-up run first. The table shows
 /// per row the median ratio across `passes` passes and its min–max, and calls a row faster or
 /// slower only when the whole range is on one side of 1.0 and outside the band around 1.0 of
-/// its method's A/A control ([`Spread::verdict`]): a second process of the libevent program, compared with the first as
-/// any row is. The control shows the noise of the method in that cell (at n=9000 a=100, poll
-/// against itself gave pass ratios of 0.96–1.02).
+/// its method's A/A control ([`Spread::verdict`]): a second process of the libevent program,
+/// compared with the first as any row is. The control shows the noise of the method in that
+/// cell (at n=9000 a=100, poll against itself gave pass ratios of 0.96–1.02).
 ///
 /// A pass has at least [`MIN_ROUNDS`] rounds, and more where the runs are short: as many as
 /// fit in [`PASS_BUDGET_US`] by the warm-up round's time, up to [`MAX_ROUNDS`]. One round's
