@@ -227,6 +227,13 @@ type CallbackSpace = [usize; 3];
 /// closures too, so a slot holds one `Option` of it (`None` while it runs) and nothing else.
 type Callback<B> = SmallBox<dyn FnMut(&mut Base<B>, EventId, Events), CallbackSpace>;
 
+/// Drops a callback whose event was freed while it ran, out of the dispatch path's code.
+#[cold]
+#[inline(never)]
+fn drop_callback<B: Backend>(f: Callback<B>) {
+    drop(f);
+}
+
 /// `SmallBox`'s constructor for unsized values on stable Rust (its `smallbox!` macro): the
 /// closure `f` is moved in whole and coerced to the trait object. The macro expands to the
 /// crate's own `unsafe` constructor, whose one condition (the pointer it is given is the
@@ -1197,16 +1204,22 @@ impl<B: Backend> Base<B> {
         }
     }
 
+    #[inline(never)]
     fn timeout_next(&mut self) -> Option<Duration> {
         let (deadline, _) = self.heap.top()?;
         let now = self.gettime();
         Some(deadline.since(now))
     }
 
+    #[inline(always)]
     fn timeout_process(&mut self) {
-        if self.heap.is_empty() {
-            return;
+        if !self.heap.is_empty() {
+            self.timeout_process_due();
         }
+    }
+
+    #[inline(never)]
+    fn timeout_process_due(&mut self) {
         let now = self.gettime();
         #[cfg(feature = "test-faults")]
         let now = match self.fault {
@@ -1520,7 +1533,15 @@ impl<B: Backend> Base<B> {
         self.active_later = q;
     }
 
+    #[inline(always)]
     fn make_later_events_active(&mut self) {
+        if self.active_later.head != NIL {
+            self.make_later_events_active_all();
+        }
+    }
+
+    #[inline(never)]
+    fn make_later_events_active_all(&mut self) {
         while self.active_later.head != NIL {
             let idx = self.active_later.head;
             let mut q = self.active_later;
@@ -1822,24 +1843,42 @@ impl<B: Backend> Base<B> {
     }
 
     /// Counts a callback about to run and calls the callback hook, if any, before it.
-    #[inline]
+    #[inline(always)]
     fn hook_before(&mut self, idx: u32, pri: usize) -> Option<CallbackInfo> {
         self.callbacks_run += 1;
-        let info = self
-            .callback_hook
-            .is_some()
-            .then(|| self.callback_info(idx, pri));
-        if let (Some(h), Some(i)) = (self.callback_hook.as_mut(), &info) {
-            h(i, true);
+        if self.callback_hook.is_some() {
+            Some(self.call_hook_before(idx, pri))
+        } else {
+            None
+        }
+    }
+
+    /// Calls the callback hook, if any, after a callback ran.
+    #[inline(always)]
+    fn hook_after(&mut self, info: Option<CallbackInfo>) {
+        if let Some(i) = info {
+            self.call_hook_after(&i);
+        }
+    }
+
+    // The hook's calls are kept out of the dispatch path's code: without a hook they are never
+    // taken, and the path stays in fewer instruction-cache lines (BENCHMARKS.md, "What a callback
+    // costs besides its system calls").
+    #[cold]
+    #[inline(never)]
+    fn call_hook_before(&mut self, idx: u32, pri: usize) -> CallbackInfo {
+        let info = self.callback_info(idx, pri);
+        if let Some(h) = self.callback_hook.as_mut() {
+            h(&info, true);
         }
         info
     }
 
-    /// Calls the callback hook, if any, after a callback ran.
-    #[inline]
-    fn hook_after(&mut self, info: Option<CallbackInfo>) {
-        if let (Some(h), Some(i)) = (self.callback_hook.as_mut(), &info) {
-            h(i, false);
+    #[cold]
+    #[inline(never)]
+    fn call_hook_after(&mut self, info: &CallbackInfo) {
+        if let Some(h) = self.callback_hook.as_mut() {
+            h(info, false);
         }
     }
 
@@ -2036,8 +2075,10 @@ impl<B: Backend> Base<B> {
         if let Some(s) = self.slots.get_mut(idx as usize) {
             if s.live && s.gen == gen && s.handler.is_none() {
                 s.handler = Some(f);
+                return;
             }
         }
+        drop_callback(f);
     }
 
     fn finish_once(&mut self, idx: u32, gen: u32) {

@@ -204,14 +204,12 @@ fn dispatch_cells_are_chosen_and_checked() {
     }
 }
 
-/// The poll/select floor (`bench/c/poll_floor.c`) runs poll above FD_SETSIZE (the n=9000 cells;
-/// it once crashed there, setting bits of an `fd_set` it did not use), refuses select there
-/// with a message, and passes every byte of the ring. Needs only a C compiler.
-#[test]
-fn poll_floor_runs_the_ring_and_refuses_select_above_fd_setsize() {
+/// Compiles `bench/c/NAME.c` with `cc -O2 -Wall` into a temporary directory (kept alive by the
+/// returned handle). `None` without a C compiler, which fails the test on CI.
+fn compile_c(name: &str) -> Option<(tempfile::TempDir, std::path::PathBuf)> {
     let dir = tempfile::tempdir().expect("temp dir");
-    let exe = dir.path().join("poll_floor");
-    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/c/poll_floor.c");
+    let exe = dir.path().join(name);
+    let src = format!("{}/c/{name}.c", env!("CARGO_MANIFEST_DIR"));
     let cc = Command::new("cc")
         .args(["-O2", "-Wall", "-o"])
         .arg(&exe)
@@ -220,13 +218,24 @@ fn poll_floor_runs_the_ring_and_refuses_select_above_fd_setsize() {
     let Ok(cc) = cc else {
         assert!(!ci(), "a C compiler is required in CI");
         eprintln!("skipping: no C compiler");
-        return;
+        return None;
     };
     assert!(
         cc.status.success(),
-        "{}",
+        "{name}.c: {}",
         String::from_utf8_lossy(&cc.stderr)
     );
+    Some((dir, exe))
+}
+
+/// The poll/select floor (`bench/c/poll_floor.c`) runs poll above FD_SETSIZE (the n=9000 cells;
+/// it once crashed there, setting bits of an `fd_set` it did not use), refuses select there
+/// with a message, and passes every byte of the ring. Needs only a C compiler.
+#[test]
+fn poll_floor_runs_the_ring_and_refuses_select_above_fd_setsize() {
+    let Some((_dir, exe)) = compile_c("poll_floor") else {
+        return;
+    };
     let run = |args: &[&str]| {
         Command::new(&exe)
             .args(args)
@@ -250,6 +259,45 @@ fn poll_floor_runs_the_ring_and_refuses_select_above_fd_setsize() {
     assert_eq!(out.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("FD_SETSIZE"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The floor probe (`bench/c/floor_probe.c`, the experiments of BENCHMARKS.md's "What a
+/// callback costs besides its system calls") passes every byte of the ring with each of its
+/// knobs set, and refuses a knob out of range with a message. Needs only a C compiler.
+#[test]
+fn floor_probe_runs_the_ring_with_every_knob() {
+    let Some((_dir, exe)) = compile_c("floor_probe") else {
+        return;
+    };
+    let run = |env: &[(&str, &str)], args: &[&str]| {
+        Command::new(&exe)
+            .envs(env.iter().copied())
+            .args(args)
+            .output()
+            .expect("floor_probe runs")
+    };
+    for env in [
+        &[][..],
+        &[("PAD", "50")][..],
+        &[("DEPTH", "1")][..],
+        &[("DEPTH", "2"), ("LINES", "3"), ("SPAN", "16")][..],
+    ] {
+        let out = run(env, &["50", "2", "200", "2"]);
+        assert!(out.status.success(), "{env:?}: {:?}", out.status);
+        let text = String::from_utf8_lossy(&out.stdout);
+        let got: Vec<&str> = text.lines().collect();
+        assert_eq!(got.len(), 2, "{env:?}:\n{text}");
+        for l in got {
+            assert_eq!(l.split_whitespace().nth(1), Some("202"), "{env:?}: {l}");
+        }
+    }
+    let out = run(&[("DEPTH", "3")], &["10", "1", "10", "1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("DEPTH 0..2"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

@@ -350,6 +350,8 @@ impl Backend for AnyBackend {
     fn del(&mut self, fd: Fd, old: Events, removed: Events) -> io::Result<()> {
         delegate!(self, b => b.del(fd, old, removed))
     }
+    // Inlined into the loop, as each backend's own is (see epoll's): the wait returns into it.
+    #[inline(always)]
     fn dispatch(&mut self, timeout: Option<Duration>, ready: &mut Vec<Ready>) -> io::Result<()> {
         delegate!(self, b => b.dispatch(timeout, ready))
     }

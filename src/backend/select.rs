@@ -152,6 +152,8 @@ impl Backend for SelectBackend {
     /// One `select(2)` with a microsecond timeout, then a draw and a scan from the drawn start
     /// (libevent's `select_dispatch`). The draw happens even when nothing is ready, as in
     /// libevent; only a failed or interrupted wait draws nothing.
+    // Inlined into the loop, as epoll's is (see there): one return fewer after the wait.
+    #[inline(always)]
     fn dispatch(&mut self, timeout: Option<Duration>, ready: &mut Vec<Ready>) -> io::Result<()> {
         self.undraw = None;
         let sets = &mut *self.sets;
